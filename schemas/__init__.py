@@ -1,0 +1,1 @@
+"""The Avro schemas of kronwheel's topics, shipped as package data (streams.schemas)."""

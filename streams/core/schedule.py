@@ -1,0 +1,49 @@
+"""When does a schedule fire? Pure functions of the schedule and a given time.
+
+The timing-wheel issue extends this with misfire handling and the DST table;
+the walking skeleton needs first and next fire times.
+"""
+
+from __future__ import annotations
+
+from streams.core.cron import next_cron_ms
+from streams.core.model import AtSchedule, CronSchedule, IntervalSchedule, Schedule
+
+
+def first_fire_ms(schedule: Schedule, now_ms: int) -> int | None:
+    """The first fire time of a newly created task, or None if it never fires.
+
+    A one-time task whose instant is already past (within the API's grace)
+    fires at once: returning its own instant keeps the fire id deterministic.
+    """
+    match schedule:
+        case AtSchedule(at_ms=at_ms):
+            return at_ms
+        case CronSchedule(expression=expression, timezone=timezone):
+            return next_cron_ms(expression, timezone, now_ms - 1)
+        case IntervalSchedule(every_ms=every_ms, start_ms=start_ms, end_ms=end_ms):
+            anchor = start_ms if start_ms is not None else now_ms
+            if anchor < now_ms:
+                # Align to the interval grid from the start so fire times do not
+                # depend on when the processor happened to see the command.
+                steps = -(-(now_ms - anchor) // every_ms)
+                anchor += steps * every_ms
+            return anchor if end_ms is None or anchor <= end_ms else None
+
+
+def next_fire_ms(schedule: Schedule, fired_ms: int, after_ms: int | None = None) -> int | None:
+    """The fire time after the one at ``fired_ms``, or None when the schedule is over.
+
+    With ``after_ms``, runs at or before it are passed over (they were missed
+    and are covered by the firing just made), staying on the schedule's grid.
+    """
+    floor = fired_ms if after_ms is None else max(fired_ms, after_ms)
+    match schedule:
+        case AtSchedule():
+            return None
+        case CronSchedule(expression=expression, timezone=timezone):
+            return next_cron_ms(expression, timezone, floor)
+        case IntervalSchedule(every_ms=every_ms, end_ms=end_ms):
+            steps = max(1, (floor - fired_ms) // every_ms + 1)
+            following = fired_ms + steps * every_ms
+            return following if end_ms is None or following <= end_ms else None
