@@ -1,0 +1,1 @@
+"""Infrastructure specs (topics, later CQL and monitoring), shipped as package data (streams.infra)."""

@@ -1,0 +1,81 @@
+"""The ``kronwheel`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from streams.config import Settings
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _require_bootstrap(settings: Settings) -> Settings:
+    if not settings.bootstrap_servers:
+        raise SystemExit(
+            "KAFKA_BOOTSTRAP_SERVERS is not set. Roles run against a broker; "
+            "`kronwheel dev` starts an embedded one for you."
+        )
+    return settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kronwheel", description=__doc__)
+    parser.add_argument("--log-level", default="INFO")
+    commands = parser.add_subparsers(dest="command", required=True)
+    dev = commands.add_parser(
+        "dev", help="everything on one machine: embedded broker, SQLite, all roles, web page"
+    )
+    dev.add_argument("--port", type=int, help="API/web port (default 8080 or KRONWHEEL_API_PORT)")
+    commands.add_parser("api", help="run the REST API and web page")
+    commands.add_parser("processor", help="run a timewheel processor")
+    commands.add_parser("dispatcher", help="run a dispatcher")
+    topics = commands.add_parser("topics", help="create or describe the topics")
+    topics.add_argument("action", choices=["create", "describe"])
+    args = parser.parse_args(argv)
+    _configure_logging(args.log_level)
+    settings = Settings.from_env()
+
+    if args.command == "dev":
+        from streams.dev import run_dev
+
+        return run_dev(settings, port=args.port)
+    if args.command == "api":
+        from streams.api.app import run_api
+
+        run_api(_require_bootstrap(settings))
+    elif args.command == "processor":
+        from streams.timewheel import run_processor
+
+        run_processor(_require_bootstrap(settings))
+    elif args.command == "dispatcher":
+        from streams.dispatch import run_dispatcher
+
+        run_dispatcher(_require_bootstrap(settings))
+    elif args.command == "topics":
+        from streams.topics import describe_topics, ensure_topics
+
+        _require_bootstrap(settings)
+        if args.action == "create":
+            created = ensure_topics(settings)
+            print("created: " + (", ".join(created) if created else "nothing (all exist)"))
+        else:
+            rows = describe_topics(settings)
+            print(f"{'topic':<32} {'exists':<7} {'partitions':>10} {'expected':>8}  cleanup")
+            for row in rows:
+                print(
+                    f"{row['topic']:<32} {row['exists']!s:<7} {row['partitions']:>10} "
+                    f"{row['expected_partitions']:>8}  {row['cleanup.policy']}"
+                )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

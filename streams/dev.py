@@ -1,0 +1,154 @@
+"""``kronwheel dev``: every role on one machine, in one process tree.
+
+Starts the embedded broker (unless KAFKA_BOOTSTRAP_SERVERS is set), creates the
+topics, then runs the processor, the dispatcher and the API as child
+processes, exactly as production runs them one per process. Ctrl-C (or
+SIGTERM) stops them all; if this process is SIGKILLed, the children die with
+it (see streams.procs).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import replace
+from types import FrameType
+
+from streams.broker import EmbeddedBroker
+from streams.config import Settings
+from streams.procs import spawn, stop
+from streams.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+ROLES = ("processor", "dispatcher", "api")
+LOOPBACK_ALLOWLIST = "127.0.0.0/8,::1"
+DEV_SESSION_TIMEOUT_MS = "6000"
+
+
+class _Stop(Exception):
+    pass
+
+
+def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def _child_env(settings: Settings, token: str) -> dict[str, str]:
+    env = dict(os.environ)
+    allowlist = ",".join(
+        filter(None, [env.get("KRONWHEEL_TARGET_ALLOWLIST", ""), LOOPBACK_ALLOWLIST])
+    )
+    env.update(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
+            "KRONWHEEL_API_TOKEN": token,
+            "KRONWHEEL_API_HOST": settings.api_host,
+            "KRONWHEEL_API_PORT": str(settings.api_port),
+            "KRONWHEEL_DATA_DIR": str(settings.data_dir),
+            "KRONWHEEL_TARGET_ALLOWLIST": allowlist,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    # The dev broker holds group joins for half the session timeout; keep it short.
+    env.setdefault("KRONWHEEL_SESSION_TIMEOUT_MS", DEV_SESSION_TIMEOUT_MS)
+    return env
+
+
+def _wait_for_api(
+    settings: Settings, children: dict[str, subprocess.Popen[bytes]], timeout_s: float = 30.0
+) -> None:
+    url = f"http://{settings.api_host}:{settings.api_port}/healthz"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for role, child in children.items():
+            if child.poll() is not None:
+                raise RuntimeError(f"the {role} exited with code {child.returncode} at start")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the API did not answer on {url} within {timeout_s} s")
+
+
+def run_dev(settings: Settings, port: int | None = None) -> int:
+    if port is not None:
+        settings = replace(settings, api_port=port)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    token = settings.api_token or secrets.token_urlsafe(24)
+    broker: EmbeddedBroker | None = None
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    exit_code = 0
+    try:
+        if not settings.bootstrap_servers:
+            broker = EmbeddedBroker(log_path=settings.data_dir / "broker.log").start()
+            settings = settings.with_bootstrap(broker.bootstrap_servers)
+            # The embedded broker starts empty, so history from an earlier run
+            # would describe tasks that no longer exist anywhere.
+            for suffix in ("", "-wal", "-shm"):
+                path = settings.history_db_path.with_name(settings.history_db_path.name + suffix)
+                path.unlink(missing_ok=True)
+        ensure_topics(settings)
+        env = _child_env(settings, token)
+        for role in ROLES:
+            children[role] = spawn([sys.executable, "-m", "streams.cli", role], env=env)
+        _wait_for_api(settings, children)
+        _print_banner(settings, token, broker)
+        while True:
+            for role, child in children.items():
+                if child.poll() is not None:
+                    log.error("the %s exited with code %s; stopping", role, child.returncode)
+                    exit_code = 1
+                    raise _Stop
+            time.sleep(0.2)
+    except _Stop:
+        pass
+    except Exception as exc:
+        log.error("kronwheel dev failed: %s", exc)
+        exit_code = 1
+    finally:
+        # Ignore further Ctrl-C while stopping, so a second one cannot orphan anything.
+        for signum in previous:
+            signal.signal(signum, signal.SIG_IGN)
+        for role in reversed(ROLES):
+            if role in children:
+                stop(children[role])
+        if broker is not None:
+            broker.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        print("kronwheel dev stopped", flush=True)
+    return exit_code
+
+
+def _print_banner(settings: Settings, token: str, broker: EmbeddedBroker | None) -> None:
+    where = (
+        f"embedded broker (Tansu, in memory) on {settings.bootstrap_servers}"
+        if broker
+        else f"broker {settings.bootstrap_servers}"
+    )
+    print(
+        "\n".join(
+            [
+                "",
+                "kronwheel dev is running",
+                f"  web page and API : http://{settings.api_host}:{settings.api_port}",
+                f"  admin token      : {token}",
+                f"  kafka            : {where}",
+                f"  history (SQLite) : {settings.history_db_path}",
+                f"  targets          : loopback ({LOOPBACK_ALLOWLIST}) is ALLOWED in dev",
+                "  stop             : Ctrl-C",
+                "",
+            ]
+        ),
+        flush=True,
+    )

@@ -1,0 +1,215 @@
+"""The embedded history store: SQLite in WAL mode, one file under the data directory.
+
+Several processes share the file (the API reads, dispatchers write); WAL lets
+readers run beside the writer. Writes are idempotent by fire id, so a
+dispatcher that redoes a batch after a crash records nothing twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+
+from streams.core.events import ExecutionResult
+from streams.core.model import Outcome
+from streams.ports import TaskRow
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY,
+    tenant TEXT NOT NULL,
+    name TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL,
+    next_fire_ms INTEGER,
+    created_at_ms INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL,
+    last_fire_id TEXT,
+    last_outcome TEXT,
+    last_finished_at_ms INTEGER
+);
+CREATE TABLE IF NOT EXISTS executions (
+    fire_id TEXT PRIMARY KEY,
+    task_id TEXT NOT NULL,
+    tenant TEXT NOT NULL,
+    scheduled_at_ms INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    final INTEGER NOT NULL,
+    started_at_ms INTEGER NOT NULL,
+    finished_at_ms INTEGER NOT NULL,
+    lateness_ms INTEGER NOT NULL,
+    http_status INTEGER,
+    error TEXT,
+    dispatcher TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS executions_by_task
+    ON executions (task_id, scheduled_at_ms DESC, attempt DESC);
+"""
+
+_EXECUTION_COLUMNS = (
+    "fire_id, task_id, tenant, scheduled_at_ms, attempt, outcome, final, started_at_ms, "
+    "finished_at_ms, lateness_ms, http_status, error, dispatcher"
+)
+
+
+class SqliteHistoryStore:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One connection guarded by a lock: callers hop threads (asyncio.to_thread).
+        self._conn = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=30.0
+        )
+        self._lock = threading.Lock()
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL keeps WAL durable across a process crash; only an OS crash can
+        # lose the last transactions, which replay-from-topics recovers.
+        self._conn.execute("PRAGMA synchronous=NORMAL")
+        self._conn.executescript(SCHEMA)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def upsert_task(self, row: TaskRow) -> None:
+        with self._transaction() as conn:
+            conn.execute(
+                """INSERT INTO tasks (task_id, tenant, name, spec, status, next_fire_ms,
+                       created_at_ms, updated_at_ms)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (task_id) DO UPDATE SET
+                       name = excluded.name, spec = excluded.spec, status = excluded.status,
+                       next_fire_ms = excluded.next_fire_ms,
+                       updated_at_ms = excluded.updated_at_ms""",
+                (
+                    row.task_id,
+                    row.tenant,
+                    row.name,
+                    orjson.dumps(row.spec).decode(),
+                    row.status,
+                    row.next_fire_ms,
+                    row.created_at_ms,
+                    row.updated_at_ms,
+                ),
+            )
+
+    def get_task(self, task_id: str) -> TaskRow | None:
+        with self._lock:
+            found = self._conn.execute(
+                """SELECT task_id, tenant, name, spec, status, next_fire_ms, created_at_ms,
+                          updated_at_ms, last_fire_id, last_outcome, last_finished_at_ms
+                   FROM tasks WHERE task_id = ?""",
+                (task_id,),
+            ).fetchone()
+        if found is None:
+            return None
+        return TaskRow(
+            task_id=found[0],
+            tenant=found[1],
+            name=found[2],
+            spec=orjson.loads(found[3]),
+            status=found[4],
+            next_fire_ms=found[5],
+            created_at_ms=found[6],
+            updated_at_ms=found[7],
+            last_fire_id=found[8],
+            last_outcome=found[9],
+            last_finished_at_ms=found[10],
+        )
+
+    def record_executions(self, results: list[ExecutionResult]) -> int:
+        """Batched: one transaction for many outcomes. Returns how many were new."""
+        inserted = 0
+        with self._transaction() as conn:
+            for r in results:
+                cursor = conn.execute(
+                    f"""INSERT INTO executions ({_EXECUTION_COLUMNS})
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (fire_id) DO NOTHING""",
+                    (
+                        r.fire_id,
+                        r.task_id,
+                        r.tenant,
+                        r.scheduled_at_ms,
+                        r.attempt,
+                        r.outcome.value,
+                        int(r.final),
+                        r.started_at_ms,
+                        r.finished_at_ms,
+                        r.lateness_ms,
+                        r.http_status,
+                        r.error,
+                        r.dispatcher,
+                    ),
+                )
+                if cursor.rowcount != 1:
+                    continue
+                inserted += 1
+                conn.execute(
+                    """UPDATE tasks SET last_fire_id = ?, last_outcome = ?,
+                           last_finished_at_ms = ?
+                       WHERE task_id = ? AND (last_finished_at_ms IS NULL
+                                              OR last_finished_at_ms <= ?)""",
+                    (r.fire_id, r.outcome.value, r.finished_at_ms, r.task_id, r.finished_at_ms),
+                )
+        return inserted
+
+    def executions(self, task_id: str, limit: int = 100) -> list[ExecutionResult]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"""SELECT {_EXECUTION_COLUMNS} FROM executions WHERE task_id = ?
+                    ORDER BY scheduled_at_ms DESC, attempt DESC LIMIT ?""",
+                (task_id, limit),
+            ).fetchall()
+        return [
+            ExecutionResult(
+                fire_id=row[0],
+                task_id=row[1],
+                tenant=row[2],
+                scheduled_at_ms=row[3],
+                attempt=row[4],
+                outcome=Outcome(row[5]),
+                final=bool(row[6]),
+                started_at_ms=row[7],
+                finished_at_ms=row[8],
+                lateness_ms=row[9],
+                http_status=row[10],
+                error=row[11],
+                dispatcher=row[12],
+            )
+            for row in rows
+        ]
+
+    def final_fire_ids(self, fire_ids: list[str]) -> set[str]:
+        if not fire_ids:
+            return set()
+        found: set[str] = set()
+        with self._lock:
+            # SQLite caps bound parameters; 500 per query stays far below it.
+            for start in range(0, len(fire_ids), 500):
+                chunk = fire_ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    row[0]
+                    for row in self._conn.execute(
+                        f"SELECT fire_id FROM executions WHERE final = 1 AND fire_id IN ({marks})",
+                        chunk,
+                    )
+                )
+        return found
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,73 @@
+"""Child processes that never outlive their parent.
+
+Every process kronwheel starts (the embedded broker, the roles of ``kronwheel
+dev``) is started through :func:`spawn`, which asks Linux to SIGKILL the child
+when the parent dies (PR_SET_PDEATHSIG), so even a SIGKILLed ``kronwheel dev``
+or test run leaves no orphan. Processes are stopped by their PID only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from typing import IO, Any
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def spawn(
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    stdout: IO[Any] | int | None = None,
+    stderr: IO[Any] | int | None = None,
+    cwd: str | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start a child that is SIGKILLed if this process dies first.
+
+    The parent-death signal is tied to the thread that forked, so call this from
+    a thread that lives as long as the child should (the main thread, normally).
+    """
+    return subprocess.Popen(
+        list(args),
+        env=dict(env) if env is not None else None,
+        stdout=stdout,
+        stderr=stderr,
+        cwd=cwd,
+        # Only prctl runs between fork and exec: safe even with threads in the parent.
+        preexec_fn=_die_with_parent,
+        start_new_session=False,
+    )
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
+    """SIGTERM, wait, then SIGKILL; returns the exit code. Safe to call twice."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            process.wait(5)
+    return process.returncode
+
+
+def kill(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL now (the chaos tests' way to die), and reap."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(process.pid, signal.SIGKILL)
+    process.wait(10)

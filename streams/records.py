@@ -1,0 +1,332 @@
+"""Map the core's event values to and from their Avro records (schemas/*.avsc).
+
+Decoding validates meaning as well as shape: a record that is valid Avro but
+says something impossible (an unknown time zone, an invalid cron) raises
+MalformedEvent, so it ends in tasks.dead instead of inside a processor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.codec import codec
+from streams.core.cron import validate_cron, validate_timezone
+from streams.core.errors import MalformedEvent
+from streams.core.events import (
+    CommandKind,
+    DeadLetter,
+    DueTask,
+    ExecutionResult,
+    RetryRequest,
+    TaskCommand,
+    TaskState,
+    TaskStatus,
+)
+from streams.core.ids import is_valid_task_id
+from streams.core.model import (
+    AtSchedule,
+    CronSchedule,
+    HttpTarget,
+    IntervalSchedule,
+    KafkaTarget,
+    Misfire,
+    NotifyPolicy,
+    Outcome,
+    RetryPolicy,
+    Schedule,
+    Target,
+    TaskSpec,
+)
+
+NS = "io.kronwheel."
+
+
+# --- TaskSpec and its parts -------------------------------------------------
+
+
+def schedule_to_avro(schedule: Schedule) -> tuple[str, dict[str, Any]]:
+    match schedule:
+        case AtSchedule(at_ms=at_ms):
+            return NS + "AtSchedule", {"at_ms": at_ms}
+        case CronSchedule(expression=expression, timezone=timezone):
+            return NS + "CronSchedule", {"expression": expression, "timezone": timezone}
+        case IntervalSchedule(every_ms=every_ms, start_ms=start_ms, end_ms=end_ms):
+            return NS + "IntervalSchedule", {
+                "every_ms": every_ms,
+                "start_ms": start_ms,
+                "end_ms": end_ms,
+            }
+
+
+def schedule_from_avro(value: tuple[str, dict[str, Any]]) -> Schedule:
+    name, record = value
+    if name == NS + "AtSchedule":
+        return AtSchedule(record["at_ms"])
+    if name == NS + "CronSchedule":
+        problem = validate_cron(record["expression"])
+        if problem:
+            raise MalformedEvent(f"schedule.cron {problem}")
+        if not validate_timezone(record["timezone"]):
+            raise MalformedEvent(f"schedule.timezone {record['timezone']!r} is unknown")
+        return CronSchedule(record["expression"], record["timezone"])
+    if record["every_ms"] <= 0:
+        raise MalformedEvent("schedule.every_ms must be positive")
+    return IntervalSchedule(record["every_ms"], record["start_ms"], record["end_ms"])
+
+
+def target_to_avro(target: Target) -> tuple[str, dict[str, Any]]:
+    match target:
+        case HttpTarget():
+            return NS + "HttpTarget", {
+                "url": target.url,
+                "method": target.method,
+                "headers": dict(target.headers),
+                "body": target.body,
+                "timeout_ms": target.timeout_ms,
+            }
+        case KafkaTarget():
+            return NS + "KafkaTarget", {
+                "topic": target.topic,
+                "key": target.key,
+                "value": target.value,
+            }
+
+
+def target_from_avro(value: tuple[str, dict[str, Any]]) -> Target:
+    name, record = value
+    if name == NS + "HttpTarget":
+        return HttpTarget(
+            record["url"],
+            record["method"],
+            record["headers"],
+            record["body"],
+            record["timeout_ms"],
+        )
+    return KafkaTarget(record["topic"], record["key"], record["value"])
+
+
+def retry_to_avro(retry: RetryPolicy) -> dict[str, Any]:
+    return {
+        "max_attempts": retry.max_attempts,
+        "backoff_ms": retry.backoff_ms,
+        "max_backoff_ms": retry.max_backoff_ms,
+    }
+
+
+def retry_from_avro(record: dict[str, Any]) -> RetryPolicy:
+    return RetryPolicy(record["max_attempts"], record["backoff_ms"], record["max_backoff_ms"])
+
+
+def notify_to_avro(notify: NotifyPolicy | None) -> dict[str, Any] | None:
+    if notify is None:
+        return None
+    return {"url": notify.url, "on": sorted(o.value.upper() for o in notify.on)}
+
+
+def notify_from_avro(record: dict[str, Any] | None) -> NotifyPolicy | None:
+    if record is None:
+        return None
+    return NotifyPolicy(record["url"], frozenset(Outcome(o.lower()) for o in record["on"]))
+
+
+def spec_to_avro(spec: TaskSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "schedule": schedule_to_avro(spec.schedule),
+        "target": target_to_avro(spec.target),
+        "retry": retry_to_avro(spec.retry),
+        "misfire": spec.misfire.value.upper(),
+        "notify": notify_to_avro(spec.notify),
+        "dedupe_key": spec.dedupe_key,
+    }
+
+
+def spec_from_avro(record: dict[str, Any]) -> TaskSpec:
+    return TaskSpec(
+        schedule=schedule_from_avro(record["schedule"]),
+        target=target_from_avro(record["target"]),
+        name=record["name"],
+        retry=retry_from_avro(record["retry"]),
+        misfire=Misfire(record["misfire"].lower()),
+        notify=notify_from_avro(record["notify"]),
+        dedupe_key=record["dedupe_key"],
+    )
+
+
+# --- topic values ---------------------------------------------------------------
+
+
+def encode_command(command: TaskCommand) -> bytes:
+    retry = command.retry
+    return codec("TaskCommand").encode(
+        {
+            "command_id": command.command_id,
+            "task_id": command.task_id,
+            "tenant": command.tenant,
+            "kind": command.kind.value,
+            "issued_at_ms": command.issued_at_ms,
+            "issuer": command.issuer,
+            "spec": spec_to_avro(command.spec) if command.spec else None,
+            "retry": None
+            if retry is None
+            else {
+                "scheduled_at_ms": retry.scheduled_at_ms,
+                "attempt": retry.attempt,
+                "run_at_ms": retry.run_at_ms,
+                "reason": retry.reason,
+            },
+        }
+    )
+
+
+def decode_command(data: bytes) -> TaskCommand:
+    record = codec("TaskCommand").decode(data)
+    if not is_valid_task_id(record["task_id"]):
+        raise MalformedEvent(f"task_id {record['task_id']!r} is not a valid task id")
+    kind = CommandKind(record["kind"])
+    spec = spec_from_avro(record["spec"]) if record["spec"] is not None else None
+    if kind in (CommandKind.CREATE, CommandKind.UPDATE) and spec is None:
+        raise MalformedEvent(f"a {kind.value} command needs a spec")
+    retry = record["retry"]
+    if kind is CommandKind.RETRY and retry is None:
+        raise MalformedEvent("a RETRY command needs a retry request")
+    return TaskCommand(
+        command_id=record["command_id"],
+        task_id=record["task_id"],
+        tenant=record["tenant"],
+        kind=kind,
+        issued_at_ms=record["issued_at_ms"],
+        issuer=record["issuer"],
+        spec=spec,
+        retry=None
+        if retry is None
+        else RetryRequest(
+            retry["scheduled_at_ms"], retry["attempt"], retry["run_at_ms"], retry["reason"]
+        ),
+    )
+
+
+def encode_state(state: TaskState) -> bytes:
+    return codec("TaskState").encode(
+        {
+            "task_id": state.task_id,
+            "tenant": state.tenant,
+            "spec": spec_to_avro(state.spec),
+            "status": state.status.value,
+            "next_fire_ms": state.next_fire_ms,
+            "last_fire_ms": state.last_fire_ms,
+            "fire_count": state.fire_count,
+            "created_at_ms": state.created_at_ms,
+            "updated_at_ms": state.updated_at_ms,
+            "last_command_id": state.last_command_id,
+        }
+    )
+
+
+def decode_state(data: bytes) -> TaskState:
+    record = codec("TaskState").decode(data)
+    return TaskState(
+        task_id=record["task_id"],
+        tenant=record["tenant"],
+        spec=spec_from_avro(record["spec"]),
+        status=TaskStatus(record["status"]),
+        next_fire_ms=record["next_fire_ms"],
+        last_fire_ms=record["last_fire_ms"],
+        fire_count=record["fire_count"],
+        created_at_ms=record["created_at_ms"],
+        updated_at_ms=record["updated_at_ms"],
+        last_command_id=record["last_command_id"],
+    )
+
+
+def encode_due(due: DueTask) -> bytes:
+    return codec("DueTask").encode(
+        {
+            "fire_id": due.fire_id,
+            "task_id": due.task_id,
+            "tenant": due.tenant,
+            "name": due.name,
+            "scheduled_at_ms": due.scheduled_at_ms,
+            "attempt": due.attempt,
+            "emitted_at_ms": due.emitted_at_ms,
+            "target": target_to_avro(due.target),
+            "retry": retry_to_avro(due.retry),
+            "notify": notify_to_avro(due.notify),
+        }
+    )
+
+
+def decode_due(data: bytes) -> DueTask:
+    record = codec("DueTask").decode(data)
+    return DueTask(
+        fire_id=record["fire_id"],
+        task_id=record["task_id"],
+        tenant=record["tenant"],
+        name=record["name"],
+        scheduled_at_ms=record["scheduled_at_ms"],
+        attempt=record["attempt"],
+        emitted_at_ms=record["emitted_at_ms"],
+        target=target_from_avro(record["target"]),
+        retry=retry_from_avro(record["retry"]),
+        notify=notify_from_avro(record["notify"]),
+    )
+
+
+def encode_result(result: ExecutionResult) -> bytes:
+    return codec("ExecutionResult").encode(
+        {
+            "fire_id": result.fire_id,
+            "task_id": result.task_id,
+            "tenant": result.tenant,
+            "scheduled_at_ms": result.scheduled_at_ms,
+            "attempt": result.attempt,
+            "outcome": result.outcome.value.upper(),
+            "final": result.final,
+            "started_at_ms": result.started_at_ms,
+            "finished_at_ms": result.finished_at_ms,
+            "lateness_ms": result.lateness_ms,
+            "http_status": result.http_status,
+            "error": result.error,
+            "dispatcher": result.dispatcher,
+        }
+    )
+
+
+def decode_result(data: bytes) -> ExecutionResult:
+    record = codec("ExecutionResult").decode(data)
+    return ExecutionResult(
+        fire_id=record["fire_id"],
+        task_id=record["task_id"],
+        tenant=record["tenant"],
+        scheduled_at_ms=record["scheduled_at_ms"],
+        attempt=record["attempt"],
+        outcome=Outcome(record["outcome"].lower()),
+        final=record["final"],
+        started_at_ms=record["started_at_ms"],
+        finished_at_ms=record["finished_at_ms"],
+        lateness_ms=record["lateness_ms"],
+        http_status=record["http_status"],
+        error=record["error"],
+        dispatcher=record["dispatcher"],
+    )
+
+
+def encode_dead_letter(dead: DeadLetter) -> bytes:
+    return codec("DeadLetter").encode(
+        {
+            "reason": dead.reason,
+            "error_class": dead.error_class,
+            "source_topic": dead.source_topic,
+            "source_partition": dead.source_partition,
+            "source_offset": dead.source_offset,
+            "original_key": dead.original_key,
+            "original_value": dead.original_value,
+            "task_id": dead.task_id,
+            "dead_at_ms": dead.dead_at_ms,
+        }
+    )
+
+
+def decode_dead_letter(data: bytes) -> DeadLetter:
+    record = codec("DeadLetter").decode(data)
+    return DeadLetter(**record)

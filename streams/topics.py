@@ -1,0 +1,115 @@
+"""Topics, from the one spec in infra/topics.toml, created idempotently."""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from streams.config import Settings, kafka_config
+
+log = logging.getLogger(__name__)
+
+COMMANDS = "tasks.commands"
+STATE = "tasks.state"
+DUE = "tasks.due"
+RESULTS = "tasks.results"
+DEAD = "tasks.dead"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str]
+    co_partitioned: bool
+
+
+def load_topic_specs(settings: Settings) -> list[TopicSpec]:
+    raw: dict[str, Any] = tomllib.loads(
+        resources.files("streams.infra").joinpath("topics.toml").read_text("utf-8")
+    )
+    defaults = raw["defaults"]
+    partitions = settings.partitions or defaults["partitions"]
+    replication = settings.replication_factor or defaults["replication_factor"]
+    specs = []
+    for name, spec in raw["topics"].items():
+        co_partitioned = bool(spec.get("co_partitioned", False))
+        specs.append(
+            TopicSpec(
+                name=settings.topic(name),
+                # Co-partitioned topics always follow the one count, so they can
+                # never drift apart; the others may set their own.
+                partitions=partitions if co_partitioned else spec.get("partitions", partitions),
+                replication_factor=replication,
+                config={k: str(v) for k, v in spec.get("config", {}).items()},
+                co_partitioned=co_partitioned,
+            )
+        )
+    return specs
+
+
+def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+    """Create every missing topic; check the existing ones. Returns the names created.
+
+    Safe to run from several processes at once: "already exists" is success.
+    A co-partitioned topic with the wrong partition count is an error, because
+    it would silently split a task's commands from its state.
+    """
+    admin = AdminClient(kafka_config(settings, "admin"))
+    specs = load_topic_specs(settings)
+    existing = admin.list_topics(timeout=timeout_s).topics
+    missing = [s for s in specs if s.name not in existing]
+    created: list[str] = []
+    if missing:
+        futures = admin.create_topics(
+            [
+                NewTopic(s.name, s.partitions, s.replication_factor, config=s.config)
+                for s in missing
+            ],
+            operation_timeout=timeout_s,
+            request_timeout=timeout_s,
+        )
+        for name, future in futures.items():
+            try:
+                future.result()
+                created.append(name)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+    metadata = admin.list_topics(timeout=timeout_s).topics
+    for spec in specs:
+        actual = len(metadata[spec.name].partitions) if spec.name in metadata else 0
+        if spec.co_partitioned and actual != spec.partitions:
+            raise RuntimeError(
+                f"topic {spec.name} has {actual} partitions, the spec says {spec.partitions}: "
+                "tasks.commands, tasks.state and tasks.due must have the same count"
+            )
+    if created:
+        log.info("created topics %s", ", ".join(created))
+    return created
+
+
+def describe_topics(settings: Settings, timeout_s: float = 10.0) -> list[dict[str, Any]]:
+    admin = AdminClient(kafka_config(settings, "admin"))
+    metadata = admin.list_topics(timeout=timeout_s).topics
+    rows = []
+    for spec in load_topic_specs(settings):
+        topic = metadata.get(spec.name)
+        rows.append(
+            {
+                "topic": spec.name,
+                "exists": topic is not None,
+                "partitions": len(topic.partitions) if topic else 0,
+                "expected_partitions": spec.partitions,
+                "cleanup.policy": spec.config.get("cleanup.policy", ""),
+            }
+        )
+    return rows
