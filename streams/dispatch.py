@@ -72,7 +72,10 @@ class Dispatcher:
         connector = aiohttp.TCPConnector(limit=self.settings.dispatch_concurrency)
         semaphore = asyncio.Semaphore(self.settings.dispatch_concurrency)
         self._consumer.subscribe(
-            [self.settings.topic(DUE)], on_revoke=self._on_revoke, on_lost=self._on_lost
+            [self.settings.topic(DUE)],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
         )
         log.info("dispatcher started, group %s", group_id(self.settings))
         try:
@@ -189,6 +192,9 @@ class Dispatcher:
             dead_at_ms=self.clock.now_ms(),
         )
         return producer.produce(self.settings.topic(DEAD), encode_dead_letter(dead), key=key)
+
+    def _on_assign(self, _consumer: Consumer, partitions: Iterable[TopicPartition]) -> None:
+        log.info("assigned %s", sorted(tp.partition for tp in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: Iterable[TopicPartition]) -> None:
         # Outcomes of finished batches are stored offsets: commit them before the

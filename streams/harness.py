@@ -1,0 +1,248 @@
+"""Run the pipeline's roles as real processes on loopback, for tests and benchmarks.
+
+:class:`Pipeline` starts roles (``kronwheel processor`` etc.) as child
+processes against a given broker, each with its own log file, and stops them
+by PID. :class:`CallbackSink` is an HTTP target on 127.0.0.1 that records every
+callback with its arrival time. Nothing here talks to anything but loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from streams.broker import free_loopback_port
+from streams.config import Settings, kafka_config
+from streams.procs import kill, spawn, stop
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a role process see these settings."""
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
+        "KRONWHEEL_TOPIC_PREFIX": settings.topic_prefix,
+        "KRONWHEEL_DATA_DIR": str(settings.data_dir),
+        "KRONWHEEL_API_HOST": settings.api_host,
+        "KRONWHEEL_API_PORT": str(settings.api_port),
+        "KRONWHEEL_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
+        "KRONWHEEL_FETCH_WAIT_MAX_MS": str(settings.fetch_wait_max_ms),
+        "KRONWHEEL_TARGET_ALLOWLIST": ",".join(settings.target_allowlist),
+    }
+    if settings.partitions:
+        env["KRONWHEEL_PARTITIONS"] = str(settings.partitions)
+    if settings.api_token:
+        env["KRONWHEEL_API_TOKEN"] = settings.api_token
+    if settings.signing_secret:
+        env["KRONWHEEL_SIGNING_SECRET"] = settings.signing_secret
+    return env
+
+
+@dataclass
+class RoleProcess:
+    role: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log_text(self) -> str:
+        return self.log_path.read_text("utf-8", "replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class Pipeline:
+    settings: Settings
+    log_dir: Path
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    roles: list[RoleProcess] = field(default_factory=list)
+
+    def start(self, role: str) -> RoleProcess:
+        env = {**os.environ, **settings_env(self.settings), **self.extra_env}
+        env["PYTHONUNBUFFERED"] = "1"
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = self.log_dir / f"{role}-{len(self.roles)}.log"
+        with log_path.open("ab") as log_file:
+            process = spawn(
+                [sys.executable, "-m", "streams.cli", role],
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        started = RoleProcess(role, process, log_path)
+        self.roles.append(started)
+        return started
+
+    def wait_for_log(self, role: RoleProcess, text: str, timeout_s: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if text in role.log_text():
+                return
+            if role.process.poll() is not None:
+                raise RuntimeError(f"{role.role} exited early:\n{role.log_text()[-3000:]}")
+            time.sleep(0.05)
+        raise TimeoutError(f"{role.role} did not log {text!r}:\n{role.log_text()[-3000:]}")
+
+    def wait_for_api(self, timeout_s: float = 30.0) -> None:
+        url = f"http://{self.settings.api_host}:{self.settings.api_port}/healthz"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError(f"API not ready at {url}")
+
+    def stop_all(self) -> dict[str, int]:
+        codes = {}
+        for role in reversed(self.roles):
+            codes[f"{role.role}:{role.process.pid}"] = stop(role.process)
+        return codes
+
+    def kill(self, role: RoleProcess) -> None:
+        kill(role.process)
+
+
+@dataclass(frozen=True)
+class Callback:
+    received_ms: int
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class CallbackSink:
+    """An HTTP target on 127.0.0.1 that records every request, in its own thread."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.port = free_loopback_port()
+        self.status = status
+        self.callbacks: list[Callback] = []
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._serve, name="callback-sink", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def __enter__(self) -> CallbackSink:
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("callback sink did not start")
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(10)
+
+    def received(self) -> list[Callback]:
+        with self._lock:
+            return list(self.callbacks)
+
+    def wait_for(self, count: int, timeout_s: float) -> list[Callback]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and len(self.received()) < count:
+            time.sleep(0.05)
+        return self.received()
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        received_ms = time.time_ns() // 1_000_000
+        body = await request.read()
+        with self._lock:
+            self.callbacks.append(Callback(received_ms, request.path, dict(request.headers), body))
+        return web.Response(status=self.status, text="ok")
+
+    def _serve(self) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", self._handle)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", self.port).start()
+            self._ready.set()
+            await self._stop.wait()
+            await runner.cleanup()
+
+        asyncio.run(main())
+
+
+def read_topic(
+    settings: Settings, topic: str, idle_s: float = 2.0
+) -> list[tuple[bytes | None, bytes | None, int]]:
+    """Every record of a topic (read_committed), as (key, value, partition).
+
+    Reads until no record arrives for ``idle_s``: the dev broker misreports end
+    offsets, so "drained" is the only end that holds on every broker.
+    """
+    consumer = Consumer(
+        kafka_config(
+            settings,
+            "reader",
+            **{
+                "group.id": f"reader-{os.getpid()}-{time.monotonic_ns()}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "fetch.wait.max.ms": 50,
+            },
+        )
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions])
+        records: list[tuple[bytes | None, bytes | None, int]] = []
+        last = time.monotonic()
+        while time.monotonic() - last < idle_s:
+            for message in consumer.consume(1000, 0.2):
+                if message.error() is None:
+                    records.append((message.key(), message.value(), message.partition() or 0))
+                    last = time.monotonic()
+        return records
+    finally:
+        consumer.close()
+
+
+class ApiClient:
+    """A small blocking client of the REST API (standard library only)."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+
+    def request(self, method: str, path: str, body: object = None) -> tuple[int, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            self.base_url + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def get(self, path: str) -> tuple[int, Any]:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: object) -> tuple[int, Any]:
+        return self.request("POST", path, body)

@@ -1,0 +1,65 @@
+"""Shared fixtures. The broker: KAFKA_BOOTSTRAP_SERVERS when set, else one embedded
+Tansu per test session, stopped at the end (and killed with us if we die)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from streams.broker import EmbeddedBroker, free_loopback_port
+from streams.config import Settings
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / ".artifacts"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tiers by folder: everything under tests/integration needs a broker.
+    for item in items:
+        if "/integration/" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if external:
+        yield external
+        return
+    log_path = tmp_path_factory.mktemp("broker") / "tansu.log"
+    with EmbeddedBroker(log_path=log_path) as broker:
+        yield broker.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def real_kafka() -> bool:
+    """True when the tests run against a broker given from outside (Apache Kafka)."""
+    return bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip())
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
+    """Settings for one test: its own topic names, data directory and API port."""
+    return replace(
+        Settings(),
+        bootstrap_servers=kafka_bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        partitions=3,
+        data_dir=tmp_path / "data",
+        api_port=free_loopback_port(),
+        api_token="test-admin-token",
+        signing_secret="test-signing-secret",
+        target_allowlist=("127.0.0.0/8",),
+        # The dev broker holds group joins for about half the session timeout.
+        session_timeout_ms=6000,
+    )
+
+
+@pytest.fixture
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
