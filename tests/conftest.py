@@ -13,8 +13,22 @@ import pytest
 
 from streams.broker import EmbeddedBroker, free_loopback_port
 from streams.config import Settings
+from streams.procs import descendants, is_running
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / ".artifacts"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A test run leaves nothing running: fail the run if any child process survived."""
+    left = sorted(pid for pid in descendants(os.getpid()) if is_running(pid))
+    if left:
+        names = [
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")[:120] for pid in left
+        ]
+        session.config.get_terminal_writer().line(
+            f"processes left running by the tests: {list(zip(left, names, strict=True))}", red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -33,12 +47,6 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log_path = tmp_path_factory.mktemp("broker") / "tansu.log"
     with EmbeddedBroker(log_path=log_path) as broker:
         yield broker.bootstrap_servers
-
-
-@pytest.fixture(scope="session")
-def real_kafka() -> bool:
-    """True when the tests run against a broker given from outside (Apache Kafka)."""
-    return bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip())
 
 
 @pytest.fixture

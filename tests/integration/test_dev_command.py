@@ -16,38 +16,9 @@ import pytest
 from streams.broker import free_loopback_port
 from streams.core.timefmt import format_rfc3339_ms
 from streams.harness import ApiClient, CallbackSink
-from streams.procs import kill, spawn
+from streams.procs import descendants, is_running, kill, spawn
 
 TOKEN = "dev-test-token"
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below pid (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(parent, []).append(int(entry.name))
-    found: set[int] = set()
-    stack = [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.add(child)
-            stack.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def wait_until(condition: object, timeout_s: float) -> bool:
@@ -96,7 +67,7 @@ def dev(tmp_path: Path) -> Iterator[DevRun]:
         below = descendants(run.process.pid)
         kill(run.process)
         for pid in below:  # only our own processes, by PID
-            if alive(pid):
+            if is_running(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -124,7 +95,7 @@ def test_dev_fires_a_task_and_stops_cleanly(dev: DevRun) -> None:
     dev.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     assert dev.process.wait(30) == 0, dev.log()
     assert "kronwheel dev stopped" in dev.log()
-    assert not [pid for pid in children if alive(pid)]
+    assert not [pid for pid in children if is_running(pid)]
 
 
 def test_sigkilled_dev_leaves_no_orphan(dev: DevRun) -> None:
@@ -132,6 +103,6 @@ def test_sigkilled_dev_leaves_no_orphan(dev: DevRun) -> None:
     children = descendants(dev.process.pid)
     assert children
     kill(dev.process)
-    assert wait_until(lambda: not [pid for pid in children if alive(pid)], 20), [
-        pid for pid in children if alive(pid)
+    assert wait_until(lambda: not [pid for pid in children if is_running(pid)], 20), [
+        pid for pid in children if is_running(pid)
     ]
