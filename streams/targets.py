@@ -85,6 +85,9 @@ class TargetRunner:
 
     async def _http(self, due: DueTask, target: HttpTarget) -> int:
         host = urlsplit(target.url).hostname or ""
+        # Resolve-then-check; pinning the checked address for the connection (so a
+        # DNS answer cannot change between check and connect) comes with the
+        # dispatcher issue.
         refusal = check_target(host, await _resolve(host), self._allowlist)
         if refusal:
             raise PermissionError(refusal)

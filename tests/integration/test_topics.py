@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 from streams.config import Settings
+from streams.harness import settings_env
 from streams.topics import describe_topics, ensure_topics, load_topic_specs
 
 
@@ -18,3 +23,17 @@ def test_topics_are_created_once_and_co_partitioned(settings: Settings) -> None:
     counts = {rows[settings.topic(name)]["partitions"] for name in co_partitioned}
     assert counts == {settings.partitions}
     assert rows[settings.topic("tasks.state")]["cleanup.policy"] == "compact"
+
+
+def test_topics_command_line(settings: Settings) -> None:
+    env = {**os.environ, **settings_env(settings)}
+    run = [sys.executable, "-m", "streams.cli", "topics"]
+    created = subprocess.run([*run, "create"], env=env, capture_output=True, text=True, check=True)
+    assert settings.topic("tasks.commands") in created.stdout
+    again = subprocess.run([*run, "create"], env=env, capture_output=True, text=True, check=True)
+    assert "nothing (all exist)" in again.stdout
+    described = subprocess.run(
+        [*run, "describe"], env=env, capture_output=True, text=True, check=True
+    )
+    assert f"{settings.topic('tasks.state')}" in described.stdout
+    assert "compact" in described.stdout
