@@ -61,11 +61,7 @@ def pipeline_latency(settings: Settings, logs: Path, count: int, spacing_ms: int
     ensure_topics(settings)
     pipeline = Pipeline(settings, logs)
     try:
-        processor, dispatcher = pipeline.start("processor"), pipeline.start("dispatcher")
-        pipeline.start("api")
-        pipeline.wait_for_api()
-        pipeline.wait_for_log(processor, "assigned [")
-        pipeline.wait_for_log(dispatcher, "assigned [")
+        pipeline.start_ready("processor", "dispatcher", "api")
         api = ApiClient(f"http://127.0.0.1:{settings.api_port}", settings.api_token or "")
         with CallbackSink() as sink:
             first = now_ms() + 3_000 + count // 2  # room to create them all first

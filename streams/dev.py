@@ -16,13 +16,12 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import replace
 from types import FrameType
 
 from streams.broker import EmbeddedBroker
 from streams.config import Settings
-from streams.procs import spawn, stop
+from streams.procs import spawn, stop, wait_for_http_ok
 from streams.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -61,24 +60,6 @@ def _child_env(settings: Settings, token: str) -> dict[str, str]:
     return env
 
 
-def _wait_for_api(
-    settings: Settings, children: dict[str, subprocess.Popen[bytes]], timeout_s: float = 30.0
-) -> None:
-    url = f"http://{settings.api_host}:{settings.api_port}/healthz"
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for role, child in children.items():
-            if child.poll() is not None:
-                raise RuntimeError(f"the {role} exited with code {child.returncode} at start")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the API did not answer on {url} within {timeout_s} s")
-
-
 def run_dev(settings: Settings, port: int | None = None) -> int:
     if port is not None:
         settings = replace(settings, api_port=port)
@@ -101,7 +82,7 @@ def run_dev(settings: Settings, port: int | None = None) -> int:
         env = _child_env(settings, token)
         for role in ROLES:
             children[role] = spawn([sys.executable, "-m", "streams.cli", role], env=env)
-        _wait_for_api(settings, children)
+        wait_for_http_ok(f"http://{settings.api_host}:{settings.api_port}/healthz", children)
         _print_banner(settings, token, broker)
         while True:
             for role, child in children.items():

@@ -25,12 +25,12 @@ from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from streams.config import Settings, consumer_config, producer_config
 from streams.core.clock import Clock, SystemClock
 from streams.core.errors import MalformedEvent
-from streams.core.events import DeadLetter, DueTask, ExecutionResult
+from streams.core.events import DueTask, ExecutionResult
 from streams.core.netguard import Allowlist
 from streams.history import open_history_store
 from streams.kafka_io import AsyncProducer, consume_batch
 from streams.ports import HistoryStore
-from streams.records import decode_due, encode_dead_letter, encode_result
+from streams.records import dead_letter_for, decode_due, encode_dead_letter, encode_result
 from streams.targets import TargetRunner
 from streams.topics import DEAD, DUE, RESULTS
 
@@ -179,19 +179,10 @@ class Dispatcher:
             message.offset(),
             reason,
         )
-        key = message.key()
-        dead = DeadLetter(
-            reason=reason,
-            error_class="MalformedEvent",
-            source_topic=message.topic() or "",
-            source_partition=message.partition() or 0,
-            source_offset=message.offset() or 0,
-            original_key=key if isinstance(key, bytes) else None,
-            original_value=message.value(),
-            task_id=key.decode("utf-8", "replace") if isinstance(key, bytes) else None,
-            dead_at_ms=self.clock.now_ms(),
+        dead = dead_letter_for(message, reason, self.clock.now_ms())
+        return producer.produce(
+            self.settings.topic(DEAD), encode_dead_letter(dead), key=message.key()
         )
-        return producer.produce(self.settings.topic(DEAD), encode_dead_letter(dead), key=key)
 
     def _on_assign(self, _consumer: Consumer, partitions: Iterable[TopicPartition]) -> None:
         log.info("assigned %s", sorted(tp.partition for tp in partitions))

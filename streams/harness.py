@@ -27,7 +27,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams.broker import free_loopback_port
 from streams.config import Settings, kafka_config
-from streams.procs import kill, spawn, stop
+from streams.procs import kill, spawn, stop, wait_for_http_ok
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -96,15 +96,19 @@ class Pipeline:
 
     def wait_for_api(self, timeout_s: float = 30.0) -> None:
         url = f"http://{self.settings.api_host}:{self.settings.api_port}/healthz"
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError(f"API not ready at {url}")
+        wait_for_http_ok(url, {r.role: r.process for r in self.roles}, timeout_s)
+
+    def start_ready(self, *roles: str) -> dict[str, RoleProcess]:
+        """Start roles and wait until each can work: the API answers, consumers own
+        partitions (firing on time needs owners; the dev broker takes seconds to
+        form a group)."""
+        started = {role: self.start(role) for role in roles}
+        for role, process in started.items():
+            if role == "api":
+                self.wait_for_api()
+            else:
+                self.wait_for_log(process, "assigned [")
+        return started
 
     def stop_all(self) -> dict[str, int]:
         codes = {}

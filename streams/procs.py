@@ -14,6 +14,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
@@ -47,7 +49,9 @@ def spawn(
         cwd=cwd,
         # Only prctl runs between fork and exec: safe even with threads in the parent.
         preexec_fn=_die_with_parent,
-        start_new_session=False,
+        # Its own session: a Ctrl-C at the terminal reaches only the parent, which
+        # then stops its children in order (roles first, the broker last).
+        start_new_session=True,
     )
 
 
@@ -102,3 +106,21 @@ def is_running(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def wait_for_http_ok(
+    url: str, children: Mapping[str, subprocess.Popen[bytes]], timeout_s: float = 30.0
+) -> None:
+    """Wait until ``url`` answers 200, failing early if one of ``children`` exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for name, child in children.items():
+            if child.poll() is not None:
+                raise RuntimeError(f"the {name} exited with code {child.returncode} at start")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing answered 200 on {url} within {timeout_s} s")

@@ -37,6 +37,7 @@ from streams.core.model import (
     Target,
     TaskSpec,
 )
+from streams.ports import KafkaMessage
 
 NS = "io.kronwheel."
 
@@ -324,6 +325,22 @@ def encode_dead_letter(dead: DeadLetter) -> bytes:
             "task_id": dead.task_id,
             "dead_at_ms": dead.dead_at_ms,
         }
+    )
+
+
+def dead_letter_for(message: KafkaMessage, reason: str, now_ms: int) -> DeadLetter:
+    """The dead letter of a consumed record that could not be used: reason plus original bytes."""
+    key = message.key()
+    return DeadLetter(
+        reason=reason,
+        error_class="MalformedEvent",
+        source_topic=message.topic() or "",
+        source_partition=message.partition() or 0,
+        source_offset=message.offset() or 0,
+        original_key=key,
+        original_value=message.value(),
+        task_id=key.decode("utf-8", "replace") if key is not None else None,
+        dead_at_ms=now_ms,
     )
 
 

@@ -21,10 +21,15 @@ from confluent_kafka import Consumer, Message, Producer, TopicPartition
 from streams.config import Settings, consumer_config, producer_config
 from streams.core.clock import Clock, SystemClock
 from streams.core.errors import MalformedEvent
-from streams.core.events import DeadLetter
 from streams.core.tasktable import Effects, TaskTable
 from streams.kafka_io import consume_batch
-from streams.records import decode_command, encode_dead_letter, encode_due, encode_state
+from streams.records import (
+    dead_letter_for,
+    decode_command,
+    encode_dead_letter,
+    encode_due,
+    encode_state,
+)
 from streams.topics import COMMANDS, DEAD, DUE, STATE
 
 log = logging.getLogger(__name__)
@@ -120,7 +125,6 @@ class Processor:
             )
 
     def _dead_letter(self, message: Message, reason: str, now_ms: int) -> None:
-        key = message.key()
         log.warning(
             "dead letter %s[%s]@%s: %s",
             message.topic(),
@@ -128,18 +132,10 @@ class Processor:
             message.offset(),
             reason,
         )
-        dead = DeadLetter(
-            reason=reason,
-            error_class="MalformedEvent",
-            source_topic=message.topic() or "",
-            source_partition=message.partition() or 0,
-            source_offset=message.offset() or 0,
-            original_key=key if isinstance(key, bytes) else None,
-            original_value=message.value(),
-            task_id=key.decode("utf-8", "replace") if isinstance(key, bytes) else None,
-            dead_at_ms=now_ms,
+        dead = dead_letter_for(message, reason, now_ms)
+        self._producer.produce(
+            self._topics[DEAD], key=message.key(), value=encode_dead_letter(dead)
         )
-        self._producer.produce(self._topics[DEAD], key=key, value=encode_dead_letter(dead))
 
     def _on_assign(self, _consumer: Consumer, partitions: Iterable[TopicPartition]) -> None:
         for tp in partitions:

@@ -13,7 +13,9 @@ import pytest
 
 from streams.broker import EmbeddedBroker, free_loopback_port
 from streams.config import Settings
+from streams.harness import Pipeline
 from streams.procs import descendants, is_running
+from streams.topics import ensure_topics
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / ".artifacts"
 
@@ -71,3 +73,14 @@ def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
 def artifacts_dir() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture
+def pipeline(settings: Settings, tmp_path: Path) -> Iterator[Pipeline]:
+    """The test's topics, and role processes it starts; all stopped at the end."""
+    ensure_topics(settings)
+    running = Pipeline(settings, tmp_path / "logs")
+    try:
+        yield running
+    finally:
+        running.stop_all()

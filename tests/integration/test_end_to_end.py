@@ -14,11 +14,8 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from streams.config import Settings
 from streams.core.model import Outcome
@@ -26,30 +23,14 @@ from streams.core.signing import verify_signature
 from streams.core.timefmt import format_rfc3339_ms, parse_rfc3339_ms
 from streams.harness import ApiClient, CallbackSink, Pipeline, read_topic
 from streams.records import decode_result
-from streams.topics import RESULTS, ensure_topics
+from streams.topics import RESULTS
 
 TASKS = 100
 SPACING_MS = 20
 
 
-@pytest.fixture
-def pipeline(settings: Settings, tmp_path: Path) -> Iterator[Pipeline]:
-    ensure_topics(settings)
-    running = Pipeline(settings, tmp_path / "logs")
-    try:
-        yield running
-    finally:
-        running.stop_all()
-
-
 def test_tasks_fire_end_to_end(settings: Settings, pipeline: Pipeline, artifacts_dir: Path) -> None:
-    processor = pipeline.start("processor")
-    dispatcher = pipeline.start("dispatcher")
-    pipeline.start("api")
-    pipeline.wait_for_api()
-    # Firing on time needs partition owners; the dev broker takes seconds to form a group.
-    pipeline.wait_for_log(processor, "assigned [")
-    pipeline.wait_for_log(dispatcher, "assigned [")
+    pipeline.start_ready("processor", "dispatcher", "api")
     api = ApiClient(f"http://127.0.0.1:{settings.api_port}", settings.api_token or "")
 
     with CallbackSink() as sink:

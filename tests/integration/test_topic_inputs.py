@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from confluent_kafka import Producer
 
 from streams.config import Settings, producer_config
@@ -16,17 +13,7 @@ from streams.core.model import AtSchedule, CronSchedule, HttpTarget, RetryPolicy
 from streams.harness import CallbackSink, Pipeline, read_topic
 from streams.history.sqlite import SqliteHistoryStore
 from streams.records import decode_dead_letter, decode_result, encode_command, encode_due
-from streams.topics import COMMANDS, DEAD, DUE, RESULTS, ensure_topics
-
-
-@pytest.fixture
-def pipeline(settings: Settings, tmp_path: Path) -> Iterator[Pipeline]:
-    ensure_topics(settings)
-    running = Pipeline(settings, tmp_path / "logs")
-    try:
-        yield running
-    finally:
-        running.stop_all()
+from streams.topics import COMMANDS, DEAD, DUE, RESULTS
 
 
 def produce(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
@@ -40,10 +27,7 @@ def produce(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) 
 def test_avro_commands_from_another_service_and_malformed_ones(
     settings: Settings, pipeline: Pipeline
 ) -> None:
-    processor = pipeline.start("processor")
-    dispatcher = pipeline.start("dispatcher")
-    pipeline.wait_for_log(processor, "assigned [")
-    pipeline.wait_for_log(dispatcher, "assigned [")
+    processor = pipeline.start_ready("processor", "dispatcher")["processor"]
     with CallbackSink() as sink:
         due_ms = time.time_ns() // 1_000_000 + 1_000
         good = TaskCommand(
@@ -87,8 +71,7 @@ def test_avro_commands_from_another_service_and_malformed_ones(
 
 
 def test_a_firing_seen_twice_on_tasks_due_runs_once(settings: Settings, pipeline: Pipeline) -> None:
-    dispatcher = pipeline.start("dispatcher")
-    pipeline.wait_for_log(dispatcher, "assigned [")
+    pipeline.start_ready("dispatcher")
     with CallbackSink() as sink:
         scheduled = time.time_ns() // 1_000_000
         due = DueTask(
