@@ -1,10 +1,11 @@
 """The dispatcher role: tasks.due -> run the target -> history store + tasks.results.
 
 At-least-once with effectively-once records: a batch of firings is run, its
-outcomes are written to the history store (idempotent by fire id) and to
-tasks.results, and only then are the batch's offsets stored for commit. A
-firing whose fire id already has a final outcome is not run again, so a
-duplicate on tasks.due (a replay, a broker without abort semantics) is dropped.
+outcomes are written to tasks.results and then to the history store
+(idempotent by fire id), and only then are the batch's offsets stored for
+commit. A firing whose fire id already has a final outcome is not run again,
+so a duplicate on tasks.due (a replay, a broker without abort semantics) is
+dropped.
 
 Walking-skeleton scope: one attempt per firing (retries through the wheel,
 per-host limits, notifications and the Cassandra store come with the
@@ -155,14 +156,17 @@ class Dispatcher:
             return result
 
         results = list(await asyncio.gather(*(run_one(d) for d in fresh.values())))
+        results_topic = self.settings.topic(RESULTS)
+        deliveries.extend(
+            producer.produce(results_topic, encode_result(r), key=r.task_id.encode())
+            for r in results
+        )
+        # tasks.results before the history store: the history store is what marks a
+        # fire id final (and makes a redo skip it), so a crash between the two can
+        # repeat a result event but never lose one.
+        await asyncio.gather(*deliveries)
         if results:
             await asyncio.to_thread(self.store.record_executions, results)
-            results_topic = self.settings.topic(RESULTS)
-            deliveries.extend(
-                producer.produce(results_topic, encode_result(r), key=r.task_id.encode())
-                for r in results
-            )
-        await asyncio.gather(*deliveries)
         self.dispatched += len(results)
         # Only now is every outcome durable: mark the batch consumed.
         for message in messages:
