@@ -76,6 +76,30 @@ class Settings:
             or base.dispatch_concurrency,
         )
 
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes ``from_env`` in a child process see these settings."""
+        env = {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers or "",
+            "KRONWHEEL_TOPIC_PREFIX": self.topic_prefix,
+            "KRONWHEEL_DATA_DIR": str(self.data_dir),
+            "KRONWHEEL_API_HOST": self.api_host,
+            "KRONWHEEL_API_PORT": str(self.api_port),
+            "KRONWHEEL_TARGET_ALLOWLIST": ",".join(self.target_allowlist),
+            "CASSANDRA_CONTACT_POINTS": ",".join(self.cassandra_contact_points),
+            "KRONWHEEL_SESSION_TIMEOUT_MS": str(self.session_timeout_ms),
+            "KRONWHEEL_FETCH_WAIT_MAX_MS": str(self.fetch_wait_max_ms),
+            "KRONWHEEL_LINGER_MS": str(self.linger_ms),
+            "KRONWHEEL_DISPATCH_CONCURRENCY": str(self.dispatch_concurrency),
+        }
+        optional = {
+            "KRONWHEEL_PARTITIONS": self.partitions,
+            "KRONWHEEL_REPLICATION_FACTOR": self.replication_factor,
+            "KRONWHEEL_API_TOKEN": self.api_token,
+            "KRONWHEEL_SIGNING_SECRET": self.signing_secret,
+        }
+        env.update({name: str(value) for name, value in optional.items() if value})
+        return env
+
     def with_bootstrap(self, bootstrap_servers: str) -> Settings:
         return replace(self, bootstrap_servers=bootstrap_servers)
 

@@ -18,6 +18,7 @@ import sys
 import time
 from dataclasses import replace
 from types import FrameType
+from typing import Any
 
 from streams.broker import EmbeddedBroker
 from streams.config import Settings
@@ -27,8 +28,8 @@ from streams.topics import ensure_topics
 log = logging.getLogger(__name__)
 
 ROLES = ("processor", "dispatcher", "api")
-LOOPBACK_ALLOWLIST = "127.0.0.0/8,::1"
-DEV_SESSION_TIMEOUT_MS = "6000"
+LOOPBACK_ALLOWLIST = ("127.0.0.0/8", "::1")
+DEV_SESSION_TIMEOUT_MS = 6000
 
 
 class _Stop(Exception):
@@ -39,25 +40,16 @@ def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
     raise _Stop
 
 
-def _child_env(settings: Settings, token: str) -> dict[str, str]:
-    env = dict(os.environ)
-    allowlist = ",".join(
-        filter(None, [env.get("KRONWHEEL_TARGET_ALLOWLIST", ""), LOOPBACK_ALLOWLIST])
-    )
-    env.update(
-        {
-            "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
-            "KRONWHEEL_API_TOKEN": token,
-            "KRONWHEEL_API_HOST": settings.api_host,
-            "KRONWHEEL_API_PORT": str(settings.api_port),
-            "KRONWHEEL_DATA_DIR": str(settings.data_dir),
-            "KRONWHEEL_TARGET_ALLOWLIST": allowlist,
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    # The dev broker holds group joins for half the session timeout; keep it short.
-    env.setdefault("KRONWHEEL_SESSION_TIMEOUT_MS", DEV_SESSION_TIMEOUT_MS)
-    return env
+def _dev_settings(settings: Settings, token: str) -> Settings:
+    """What dev changes for its roles: the token, loopback targets, a short session."""
+    changes: dict[str, Any] = {
+        "api_token": token,
+        "target_allowlist": (*settings.target_allowlist, *LOOPBACK_ALLOWLIST),
+    }
+    if "KRONWHEEL_SESSION_TIMEOUT_MS" not in os.environ:
+        # The dev broker holds group joins for half the session timeout; keep it short.
+        changes["session_timeout_ms"] = DEV_SESSION_TIMEOUT_MS
+    return replace(settings, **changes)
 
 
 def run_dev(settings: Settings, port: int | None = None) -> int:
@@ -79,7 +71,8 @@ def run_dev(settings: Settings, port: int | None = None) -> int:
                 path = settings.history_db_path.with_name(settings.history_db_path.name + suffix)
                 path.unlink(missing_ok=True)
         ensure_topics(settings)
-        env = _child_env(settings, token)
+        settings = _dev_settings(settings, token)
+        env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
         for role in ROLES:
             children[role] = spawn([sys.executable, "-m", "streams.cli", role], env=env)
         wait_for_http_ok(f"http://{settings.api_host}:{settings.api_port}/healthz", children)
@@ -126,7 +119,7 @@ def _print_banner(settings: Settings, token: str, broker: EmbeddedBroker | None)
                 f"  admin token      : {token}",
                 f"  kafka            : {where}",
                 f"  history (SQLite) : {settings.history_db_path}",
-                f"  targets          : loopback ({LOOPBACK_ALLOWLIST}) is ALLOWED in dev",
+                f"  targets          : loopback ({','.join(LOOPBACK_ALLOWLIST)}) is ALLOWED in dev",
                 "  stop             : Ctrl-C",
                 "",
             ]

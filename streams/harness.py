@@ -17,7 +17,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,28 +26,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from streams.broker import free_loopback_port
 from streams.config import Settings, kafka_config
-from streams.procs import kill, spawn, stop, wait_for_http_ok
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that makes a role process see these settings."""
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers or "",
-        "KRONWHEEL_TOPIC_PREFIX": settings.topic_prefix,
-        "KRONWHEEL_DATA_DIR": str(settings.data_dir),
-        "KRONWHEEL_API_HOST": settings.api_host,
-        "KRONWHEEL_API_PORT": str(settings.api_port),
-        "KRONWHEEL_SESSION_TIMEOUT_MS": str(settings.session_timeout_ms),
-        "KRONWHEEL_FETCH_WAIT_MAX_MS": str(settings.fetch_wait_max_ms),
-        "KRONWHEEL_TARGET_ALLOWLIST": ",".join(settings.target_allowlist),
-    }
-    if settings.partitions:
-        env["KRONWHEEL_PARTITIONS"] = str(settings.partitions)
-    if settings.api_token:
-        env["KRONWHEEL_API_TOKEN"] = settings.api_token
-    if settings.signing_secret:
-        env["KRONWHEEL_SIGNING_SECRET"] = settings.signing_secret
-    return env
+from streams.procs import spawn, stop, wait_for_http_ok
 
 
 @dataclass
@@ -65,12 +43,10 @@ class RoleProcess:
 class Pipeline:
     settings: Settings
     log_dir: Path
-    extra_env: Mapping[str, str] = field(default_factory=dict)
     roles: list[RoleProcess] = field(default_factory=list)
 
     def start(self, role: str) -> RoleProcess:
-        env = {**os.environ, **settings_env(self.settings), **self.extra_env}
-        env["PYTHONUNBUFFERED"] = "1"
+        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{role}-{len(self.roles)}.log"
         with log_path.open("ab") as log_file:
@@ -115,9 +91,6 @@ class Pipeline:
         for role in reversed(self.roles):
             codes[f"{role.role}:{role.process.pid}"] = stop(role.process)
         return codes
-
-    def kill(self, role: RoleProcess) -> None:
-        kill(role.process)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 from streams.config import Settings
-from streams.harness import settings_env
 from streams.topics import describe_topics, ensure_topics, load_topic_specs
 
 
@@ -26,7 +25,7 @@ def test_topics_are_created_once_and_co_partitioned(settings: Settings) -> None:
 
 
 def test_topics_command_line(settings: Settings) -> None:
-    env = {**os.environ, **settings_env(settings)}
+    env = {**os.environ, **settings.to_env()}
     run = [sys.executable, "-m", "streams.cli", "topics"]
     created = subprocess.run([*run, "create"], env=env, capture_output=True, text=True, check=True)
     assert settings.topic("tasks.commands") in created.stdout
