@@ -37,6 +37,9 @@ class Settings:
     fetch_wait_max_ms: int = 50
     linger_ms: int = 5
     dispatch_concurrency: int = 256
+    # Where a role serves /metrics, /healthz and /readyz (0 = an ephemeral port).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
     instance_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
 
     @classmethod
@@ -74,6 +77,8 @@ class Settings:
             linger_ms=number("KRONWHEEL_LINGER_MS", base.linger_ms) or 0,
             dispatch_concurrency=number("KRONWHEEL_DISPATCH_CONCURRENCY", base.dispatch_concurrency)
             or base.dispatch_concurrency,
+            metrics_host=text("KRONWHEEL_METRICS_HOST") or base.metrics_host,
+            metrics_port=number("KRONWHEEL_METRICS_PORT", None),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -90,14 +95,16 @@ class Settings:
             "KRONWHEEL_FETCH_WAIT_MAX_MS": str(self.fetch_wait_max_ms),
             "KRONWHEEL_LINGER_MS": str(self.linger_ms),
             "KRONWHEEL_DISPATCH_CONCURRENCY": str(self.dispatch_concurrency),
+            "KRONWHEEL_METRICS_HOST": self.metrics_host,
         }
         optional = {
             "KRONWHEEL_PARTITIONS": self.partitions,
             "KRONWHEEL_REPLICATION_FACTOR": self.replication_factor,
             "KRONWHEEL_API_TOKEN": self.api_token,
             "KRONWHEEL_SIGNING_SECRET": self.signing_secret,
+            "KRONWHEEL_METRICS_PORT": self.metrics_port,
         }
-        env.update({name: str(value) for name, value in optional.items() if value})
+        env.update({name: str(value) for name, value in optional.items() if value is not None})
         return env
 
     def with_bootstrap(self, bootstrap_servers: str) -> Settings:
@@ -123,8 +130,6 @@ def kafka_config(settings: Settings, role: str, **overrides: Any) -> dict[str, A
     config: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": f"kronwheel-{role}-{settings.instance_id}",
-        # Loopback brokers resolve "localhost" to ::1 first on some hosts.
-        "broker.address.family": "v4",
     }
     config.update(overrides)
     return config
