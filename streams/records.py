@@ -17,6 +17,7 @@ from streams.core.events import (
     DeadLetter,
     DueTask,
     ExecutionResult,
+    FireReason,
     RetryRequest,
     TaskCommand,
     TaskState,
@@ -168,15 +169,23 @@ def encode_command(command: TaskCommand) -> bytes:
             "issued_at_ms": command.issued_at_ms,
             "issuer": command.issuer,
             "spec": spec_to_avro(command.spec) if command.spec else None,
-            "retry": None
-            if retry is None
-            else {
-                "scheduled_at_ms": retry.scheduled_at_ms,
-                "attempt": retry.attempt,
-                "run_at_ms": retry.run_at_ms,
-                "reason": retry.reason,
-            },
+            "retry": None if retry is None else retry_request_to_avro(retry),
         }
+    )
+
+
+def retry_request_to_avro(retry: RetryRequest) -> dict[str, Any]:
+    return {
+        "scheduled_at_ms": retry.scheduled_at_ms,
+        "attempt": retry.attempt,
+        "run_at_ms": retry.run_at_ms,
+        "reason": retry.reason,
+    }
+
+
+def retry_request_from_avro(record: dict[str, Any]) -> RetryRequest:
+    return RetryRequest(
+        record["scheduled_at_ms"], record["attempt"], record["run_at_ms"], record["reason"]
     )
 
 
@@ -199,11 +208,7 @@ def decode_command(data: bytes) -> TaskCommand:
         issued_at_ms=record["issued_at_ms"],
         issuer=record["issuer"],
         spec=spec,
-        retry=None
-        if retry is None
-        else RetryRequest(
-            retry["scheduled_at_ms"], retry["attempt"], retry["run_at_ms"], retry["reason"]
-        ),
+        retry=None if retry is None else retry_request_from_avro(retry),
     )
 
 
@@ -220,6 +225,8 @@ def encode_state(state: TaskState) -> bytes:
             "created_at_ms": state.created_at_ms,
             "updated_at_ms": state.updated_at_ms,
             "last_command_id": state.last_command_id,
+            "pending_retries": [retry_request_to_avro(r) for r in state.pending_retries],
+            "recent_command_ids": list(state.recent_command_ids),
         }
     )
 
@@ -237,6 +244,8 @@ def decode_state(data: bytes) -> TaskState:
         created_at_ms=record["created_at_ms"],
         updated_at_ms=record["updated_at_ms"],
         last_command_id=record["last_command_id"],
+        pending_retries=tuple(retry_request_from_avro(r) for r in record["pending_retries"]),
+        recent_command_ids=tuple(record["recent_command_ids"]),
     )
 
 
@@ -253,6 +262,7 @@ def encode_due(due: DueTask) -> bytes:
             "target": target_to_avro(due.target),
             "retry": retry_to_avro(due.retry),
             "notify": notify_to_avro(due.notify),
+            "reason": due.reason.value,
         }
     )
 
@@ -270,6 +280,7 @@ def decode_due(data: bytes) -> DueTask:
         target=target_from_avro(record["target"]),
         retry=retry_from_avro(record["retry"]),
         notify=notify_from_avro(record["notify"]),
+        reason=FireReason(record["reason"]),
     )
 
 

@@ -57,6 +57,15 @@ class TaskState:
     created_at_ms: int
     updated_at_ms: int
     last_command_id: str = ""
+    pending_retries: tuple[RetryRequest, ...] = ()
+    recent_command_ids: tuple[str, ...] = ()
+
+
+class FireReason(StrEnum):
+    SCHEDULE = "schedule"
+    TRIGGER = "trigger"
+    RETRY = "retry"
+    MISFIRE = "misfire"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,7 @@ class DueTask:
     target: Target
     retry: RetryPolicy
     notify: NotifyPolicy | None = None
+    reason: FireReason = FireReason.SCHEDULE
 
 
 @dataclass(frozen=True, slots=True)

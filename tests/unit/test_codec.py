@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from streams.core.events import (
     DeadLetter,
     DueTask,
     ExecutionResult,
+    FireReason,
     RetryRequest,
     TaskCommand,
     TaskState,
@@ -90,6 +92,12 @@ def test_retry_command_round_trip() -> None:
 def test_state_round_trip(spec: TaskSpec) -> None:
     state = TaskState("task-1", "acme", spec, TaskStatus.PAUSED, 10, 5, 3, 1, 2, "c9")
     assert decode_state(encode_state(state)) == state
+    with_retries = replace(
+        state,
+        pending_retries=(RetryRequest(10, 2, 1_010, "HTTP 503"), RetryRequest(20, 3, 2_020)),
+        recent_command_ids=("c8", "c9"),
+    )
+    assert decode_state(encode_state(with_retries)) == with_retries
 
 
 def test_due_result_and_dead_letter_round_trip() -> None:
@@ -98,6 +106,8 @@ def test_due_result_and_dead_letter_round_trip() -> None:
         "task-1:10:1", "task-1", "acme", "nightly", 10, 1, 12, spec.target, spec.retry, spec.notify
     )
     assert decode_due(encode_due(due)) == due
+    retried = replace(due, fire_id="task-1:10:2", attempt=2, reason=FireReason.RETRY)
+    assert decode_due(encode_due(retried)) == retried
     result = ExecutionResult(
         "task-1:10:1",
         "task-1",
