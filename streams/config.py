@@ -40,6 +40,10 @@ class Settings:
     # Where a role serves /metrics, /healthz and /readyz (0 = an ephemeral port).
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
+    # A stable name for this process's place in its group ("processor-0"): it
+    # becomes the transactional.id, so a restarted process fences its dead
+    # predecessor at once. Two live processes of a role must never share one.
+    slot: str = field(default_factory=lambda: os.uname().nodename)
     instance_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
 
     @classmethod
@@ -79,6 +83,7 @@ class Settings:
             or base.dispatch_concurrency,
             metrics_host=text("KRONWHEEL_METRICS_HOST") or base.metrics_host,
             metrics_port=number("KRONWHEEL_METRICS_PORT", None),
+            slot=text("KRONWHEEL_SLOT") or base.slot,
         )
 
     def to_env(self) -> dict[str, str]:
@@ -96,6 +101,7 @@ class Settings:
             "KRONWHEEL_LINGER_MS": str(self.linger_ms),
             "KRONWHEEL_DISPATCH_CONCURRENCY": str(self.dispatch_concurrency),
             "KRONWHEEL_METRICS_HOST": self.metrics_host,
+            "KRONWHEEL_SLOT": self.slot,
         }
         optional = {
             "KRONWHEEL_PARTITIONS": self.partitions,

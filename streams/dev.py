@@ -74,7 +74,10 @@ def run_dev(settings: Settings, port: int | None = None) -> int:
         settings = _dev_settings(settings, token)
         env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
         for role in ROLES:
-            children[role] = spawn([sys.executable, "-m", "streams.cli", role], env=env)
+            children[role] = spawn(
+                [sys.executable, "-m", "streams.cli", role],
+                env={**env, "KRONWHEEL_SLOT": f"dev-{role}"},
+            )
         wait_for_http_ok(f"http://{settings.api_host}:{settings.api_port}/healthz", children)
         _print_banner(settings, token, broker)
         while True:

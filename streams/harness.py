@@ -34,6 +34,7 @@ class RoleProcess:
     role: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    slot: str = ""
 
     def log_text(self) -> str:
         return self.log_path.read_text("utf-8", "replace") if self.log_path.exists() else ""
@@ -45,8 +46,17 @@ class Pipeline:
     log_dir: Path
     roles: list[RoleProcess] = field(default_factory=list)
 
-    def start(self, role: str) -> RoleProcess:
-        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
+    def start(self, role: str, slot: str | None = None) -> RoleProcess:
+        """Start a role. Each process of a role gets its own slot ("processor-1");
+        pass a dead process's slot to restart it in its place (it fences the dead one)."""
+        if slot is None:
+            slot = f"{role}-{sum(1 for r in self.roles if r.role == role)}"
+        env = {
+            **os.environ,
+            **self.settings.to_env(),
+            "KRONWHEEL_SLOT": slot,
+            "PYTHONUNBUFFERED": "1",
+        }
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{role}-{len(self.roles)}.log"
         with log_path.open("ab") as log_file:
@@ -56,7 +66,7 @@ class Pipeline:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
-        started = RoleProcess(role, process, log_path)
+        started = RoleProcess(role, process, log_path, slot)
         self.roles.append(started)
         return started
 

@@ -22,6 +22,7 @@ def test_to_env_round_trips_through_from_env() -> None:
         linger_ms=0,
         dispatch_concurrency=64,
         metrics_port=0,
+        slot="processor-1",
     )
     assert Settings.from_env(settings.to_env()) == settings
     assert Settings.from_env(Settings().to_env()) == Settings()
