@@ -26,7 +26,8 @@ Rules worth knowing (also in docs/processor.md):
   in state for :func:`retention_ms` after its last firing, so the retries the
   dispatchers send back still find it; then its timer tombstones it.
 * CANCEL writes a CANCELLED state and then a tombstone, so readers of the
-  changelog see why the task went away. Pending retries are dropped.
+  changelog see why the task went away; any other tombstone means the task
+  completed. Pending retries are dropped.
 * PAUSE stops scheduled runs, not the retries of runs already fired. RESUME
   continues from the next run after the resume; runs missed while paused are
   not misfires and are not fired.
@@ -92,7 +93,7 @@ def _unchanged(state: TaskState | None, outcome: str, reason: str = "") -> Trans
 def _write(state: TaskState, firings: list[DueTask] | None = None) -> Transition:
     """The new state, tombstoned at once if nothing can ever happen to it again."""
     if state.status is TaskStatus.COMPLETED and next_due_ms(state) is None:
-        return Transition(None, Outcome.APPLIED, (state, None), firings or [])
+        return Transition(None, Outcome.APPLIED, (None,), firings or [])
     return Transition(state, Outcome.APPLIED, (state,), firings or [])
 
 

@@ -119,10 +119,9 @@ def test_one_time_task_fires_once_then_completes_and_ends() -> None:
     assert fire_ids(fired) == [f"task-1:{T0 + 5_000}:1"]
     assert fired.firings[0].reason is FireReason.SCHEDULE
     assert fired.firings[0].emitted_at_ms == T0 + 5_003
-    # No retries configured: nothing will ever come back, so it ends at once,
-    # with the COMPLETED state written before the tombstone.
+    # No retries configured: nothing will ever come back, so it ends at once.
     assert fired.state is None
-    assert [w.status if w else None for w in fired.writes] == [TaskStatus.COMPLETED, None]
+    assert fired.writes == (None,)
 
 
 def test_a_finished_task_with_retries_waits_for_them_then_ends() -> None:
