@@ -26,7 +26,8 @@ SPACING_MS = 20
 
 def create_tasks(settings: Settings, first_due_ms: int) -> set[str]:
     """Create TASKS one-time tasks, SPACING_MS apart from first_due_ms; their fire ids."""
-    expected, records = set(), []
+    expected: set[str] = set()
+    records: list[tuple[bytes | None, bytes | None]] = []
     for n in range(TASKS):
         task_id = f"task-{n}-{uuid.uuid4().hex[:6]}"
         due_ms = first_due_ms + n * SPACING_MS
