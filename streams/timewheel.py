@@ -164,9 +164,10 @@ class Processor:
             if wheel is None:  # revoked while in flight: its new owner reads it again
                 continue
             consumed = True
-            outputs.extend(wheel.handle(message, now_ms))
+            wheel.handle(message, now_ms)
         for wheel in self.partitions.values():
-            outputs.extend(wheel.tick(now_ms))
+            wheel.tick(now_ms)
+            outputs.extend(wheel.take_outputs())
         if outputs or consumed:
             self._transact(outputs, consumed)
         for wheel in self.partitions.values():
