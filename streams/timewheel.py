@@ -138,8 +138,7 @@ class Processor:
                 self._step(messages)
                 if time.monotonic() - sizes_at > SIZES_EVERY_S:
                     sizes_at = time.monotonic()
-                    for wheel in self.partitions.values():
-                        wheel.report_sizes()
+                    self._report_gauges()
         finally:
             if ops is not None:
                 ops.stop()
@@ -172,6 +171,19 @@ class Processor:
             self._transact(outputs, consumed)
         for wheel in self.partitions.values():
             wheel.store.commit()
+
+    def _report_gauges(self) -> None:
+        for wheel in self.partitions.values():
+            wheel.report_sizes()
+        group = group_id(self.settings)
+        for tp in self._consumer.position(self._owned()):
+            if tp.offset < 0:
+                continue
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high is not None and high >= 0:
+                metrics.CONSUMER_LAG.labels(
+                    group=group, topic=tp.topic, partition=str(tp.partition)
+                ).set(max(high - tp.offset, 0))
 
     def _poll_wait_s(self) -> float:
         if self._pending:
