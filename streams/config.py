@@ -37,6 +37,12 @@ class Settings:
     fetch_wait_max_ms: int = 50
     linger_ms: int = 5
     dispatch_concurrency: int = 256
+    # Per target host: calls at once, and calls per second (0 = no rate limit).
+    dispatch_per_host_concurrency: int = 32
+    dispatch_per_host_rate: int = 0
+    cassandra_keyspace: str = "kronwheel"
+    # Cassandra rows expire after this (0 = kept forever).
+    history_ttl_s: int = 0
     # Where a role serves /metrics, /healthz and /readyz (0 = an ephemeral port).
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
@@ -81,6 +87,16 @@ class Settings:
             linger_ms=number("KRONWHEEL_LINGER_MS", base.linger_ms) or 0,
             dispatch_concurrency=number("KRONWHEEL_DISPATCH_CONCURRENCY", base.dispatch_concurrency)
             or base.dispatch_concurrency,
+            dispatch_per_host_concurrency=number(
+                "KRONWHEEL_DISPATCH_PER_HOST_CONCURRENCY", base.dispatch_per_host_concurrency
+            )
+            or base.dispatch_per_host_concurrency,
+            dispatch_per_host_rate=number(
+                "KRONWHEEL_DISPATCH_PER_HOST_RATE", base.dispatch_per_host_rate
+            )
+            or 0,
+            cassandra_keyspace=text("KRONWHEEL_CASSANDRA_KEYSPACE") or base.cassandra_keyspace,
+            history_ttl_s=number("KRONWHEEL_HISTORY_TTL_S", base.history_ttl_s) or 0,
             metrics_host=text("KRONWHEEL_METRICS_HOST") or base.metrics_host,
             metrics_port=number("KRONWHEEL_METRICS_PORT", None),
             slot=text("KRONWHEEL_SLOT") or base.slot,
@@ -100,6 +116,10 @@ class Settings:
             "KRONWHEEL_FETCH_WAIT_MAX_MS": str(self.fetch_wait_max_ms),
             "KRONWHEEL_LINGER_MS": str(self.linger_ms),
             "KRONWHEEL_DISPATCH_CONCURRENCY": str(self.dispatch_concurrency),
+            "KRONWHEEL_DISPATCH_PER_HOST_CONCURRENCY": str(self.dispatch_per_host_concurrency),
+            "KRONWHEEL_DISPATCH_PER_HOST_RATE": str(self.dispatch_per_host_rate),
+            "KRONWHEEL_CASSANDRA_KEYSPACE": self.cassandra_keyspace,
+            "KRONWHEEL_HISTORY_TTL_S": str(self.history_ttl_s),
             "KRONWHEEL_METRICS_HOST": self.metrics_host,
             "KRONWHEEL_SLOT": self.slot,
         }

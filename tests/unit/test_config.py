@@ -21,6 +21,10 @@ def test_to_env_round_trips_through_from_env() -> None:
         fetch_wait_max_ms=10,
         linger_ms=0,
         dispatch_concurrency=64,
+        dispatch_per_host_concurrency=8,
+        dispatch_per_host_rate=50,
+        cassandra_keyspace="kw_test",
+        history_ttl_s=86_400,
         metrics_port=0,
         slot="processor-1",
     )
