@@ -22,7 +22,7 @@ def _docker_reason() -> str | None:
     """None when testcontainers can start a container here, else why not."""
     if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
         return "no Docker engine for testcontainers (no DOCKER_HOST, no /var/run/docker.sock)"
-    import docker
+    import docker  # type: ignore[import-untyped]
 
     try:
         client = docker.from_env()

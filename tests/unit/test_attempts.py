@@ -106,7 +106,8 @@ def test_retry_times_grow_per_attempt_on_a_fake_clock() -> None:
     for attempt in (1, 2):
         result = result_of(due(attempt), failed(clock), "d-1")
         retry = follow_ups(due(attempt), result, SOURCE).retry
-        assert retry is not None and retry.retry is not None
+        assert retry is not None
+        assert retry.retry is not None
         delays.append(retry.retry.run_at_ms - clock.now_ms())
         clock.advance(delays[-1])  # the wheel fires the retry at run_at
     assert 500 <= delays[0] <= 1_000 <= delays[1] <= 2_000

@@ -23,7 +23,8 @@ def test_commit_never_passes_an_unfinished_record() -> None:
     assert progress.release() is None
     progress.finish(13, "d")
     released = progress.release()
-    assert released is not None and released.next_offset == 14
+    assert released is not None
+    assert released.next_offset == 14
     assert progress.held == 0
 
 

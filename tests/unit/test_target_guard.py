@@ -8,7 +8,7 @@ leaves the machine.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -56,7 +56,7 @@ class ScriptedDns(AbstractResolver):
 
 
 @pytest.fixture
-def sink() -> AsyncIterator[CallbackSink]:
+def sink() -> Iterator[CallbackSink]:
     with CallbackSink() as running:
         yield running
 
@@ -190,7 +190,8 @@ async def test_a_refused_target_is_a_failed_attempt_with_the_reason() -> None:
         runner = TargetRunner(http, producer=None, clock=clock, signing_secret=None)  # type: ignore[arg-type]
         attempt = await runner.run(due_for("http://127.0.0.1:9/hook"))
     assert attempt.outcome is Outcome.FAILED
-    assert attempt.error is not None and "loopback" in attempt.error
+    assert attempt.error is not None
+    assert "loopback" in attempt.error
 
 
 async def test_an_unreachable_target_is_a_failed_attempt() -> None:
