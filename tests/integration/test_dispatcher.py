@@ -13,14 +13,19 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
+from urllib.request import urlopen
 
 from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
-from streams.config import Settings, producer_config
+from streams.broker import free_loopback_port
+from streams.config import Settings, kafka_config, producer_config
 from streams.core.events import CommandKind, DueTask, ExecutionResult
 from streams.core.ids import fire_id
-from streams.core.model import HttpTarget, Outcome, RetryPolicy
+from streams.core.model import HttpTarget, KafkaTarget, Outcome, RetryPolicy
 from streams.harness import CallbackSink, Pipeline, read_topic
 from streams.history.sqlite import SqliteHistoryStore
 from streams.ports import DueSource
@@ -31,7 +36,7 @@ from streams.records import (
     decode_result,
     encode_due,
 )
-from streams.topics import COMMANDS, DEAD, DUE, RESULTS
+from streams.topics import COMMANDS, DEAD, DUE, RESULTS, ensure_topics
 
 
 def due_task(task_id: str, url: str, attempt: int = 1, max_attempts: int = 1) -> DueTask:
@@ -191,27 +196,43 @@ def test_a_recorded_outcome_is_re_emitted_not_re_run_and_a_duplicate_is_skipped(
 
 
 def test_failed_attempts_become_retry_commands_and_the_last_one_a_dead_letter(
-    settings: Settings, pipeline: Pipeline
+    settings: Settings, tmp_path: Path
 ) -> None:
-    dispatcher = pipeline.start("dispatcher")
-    pipeline.wait_for_log(dispatcher, "assigned [")
+    """Also: a Kafka target publishes its record, and the ops server counts it all."""
+    watched = replace(settings, metrics_port=free_loopback_port())
+    ensure_topics(watched)
+    pipeline = Pipeline(watched, tmp_path / "logs")
+    try:
+        dispatcher = pipeline.start("dispatcher")
+        pipeline.wait_for_log(dispatcher, "assigned [")
+        check_failures_and_dead_letters(watched, pipeline)
+        metrics = urlopen(f"http://127.0.0.1:{watched.metrics_port}/metrics", timeout=10)
+        text = metrics.read().decode()
+        ready = urlopen(f"http://127.0.0.1:{watched.metrics_port}/readyz", timeout=10)
+        assert ready.status == 200
+    finally:
+        codes = pipeline.stop_all()
+    assert all(code == 0 for code in codes.values()), codes
+    assert 'kronwheel_dispatch_outcomes_total{outcome="failed"} 2.0' in text
+    assert 'kronwheel_dispatch_outcomes_total{outcome="succeeded"} 1.0' in text
+    assert "kronwheel_retries_total 1.0" in text
+    assert 'kronwheel_dead_letters_total{reason="retries_exhausted",role="dispatcher"} 1.0' in text
+    assert "kronwheel_consumer_lag_messages{" in text
+
+
+def check_failures_and_dead_letters(settings: Settings, pipeline: Pipeline) -> None:
+    published = settings.topic("published.by.target")
+    admin = AdminClient(kafka_config(settings, "test-admin"))
+    for created in admin.create_topics([NewTopic(published, 1, 1)]).values():
+        created.result(10)
+    to_kafka = replace(
+        due_task("to-kafka-1", "unused"), target=KafkaTarget(published, "k1", "hello")
+    )
     with CallbackSink(status=500) as failing:
         first = due_task("flaky-1", failing.url, attempt=1, max_attempts=2)
         last = due_task("flaky-2", failing.url, attempt=2, max_attempts=2)
-        produce_due(settings, [first, last])
-        wait_until(
-            lambda: (
-                len(
-                    values(
-                        settings,
-                        RESULTS,
-                    )
-                )
-                >= 2
-            ),
-            30,
-            "two results",
-        )
+        produce_due(settings, [first, last, to_kafka])
+        wait_until(lambda: len(values(settings, RESULTS)) >= 3, 30, "three results")
         assert len(failing.received()) == 2
 
     results = {r.fire_id: r for r in (decode_result(v) for v in values(settings, RESULTS))}
@@ -235,4 +256,5 @@ def test_failed_attempts_become_retry_commands_and_the_last_one_a_dead_letter(
     assert dead.source_topic == settings.topic(DUE)
     assert dead.original_value is not None
     assert decode_due(dead.original_value) == last
-    pipeline.stop_all()
+    assert results[to_kafka.fire_id].outcome is Outcome.SUCCEEDED
+    assert read_topic(settings, published) == [(b"k1", b"hello", 0)]
