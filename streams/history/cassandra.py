@@ -70,7 +70,7 @@ class CassandraHistoryStore:
         from cassandra.cluster import EXEC_PROFILE_DEFAULT, Cluster, ExecutionProfile
         from cassandra.query import dict_factory
 
-        hosts, port = _split_contact_points(contact_points)
+        hosts, port = split_contact_points(contact_points)
         profile = ExecutionProfile(
             consistency_level=ConsistencyLevel.LOCAL_QUORUM,
             serial_consistency_level=ConsistencyLevel.LOCAL_SERIAL,
@@ -261,7 +261,7 @@ class CassandraHistoryStore:
         self._cluster.shutdown()
 
 
-def _split_contact_points(points: Sequence[str]) -> tuple[list[str], int]:
+def split_contact_points(points: Sequence[str]) -> tuple[list[str], int]:
     """``host`` or ``host:port`` entries (one port for all, as the driver wants)."""
     hosts: list[str] = []
     port = 9042

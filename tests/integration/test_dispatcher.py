@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from dataclasses import replace
@@ -134,6 +135,11 @@ def test_sigkill_mid_stream_leaves_one_outcome_per_fire_id(
 
     results = Counter(decode_result(v).fire_id for v in values(settings, RESULTS))
     assert set(results) == expected, "every outcome reached tasks.results"
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        # Apache Kafka hides aborted transactions: exactly one result per fire id.
+        # (The dev broker shows aborted records, so there only the history store
+        # is exact; the report below says how many doubled.)
+        assert all(count == 1 for count in results.values())
     report = {
         "firings": len(expected),
         "http_deliveries": len(callbacks),
