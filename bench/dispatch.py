@@ -19,20 +19,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import os
-import tempfile
 import time
 import uuid
 from contextlib import ExitStack
-from dataclasses import replace
-from pathlib import Path
 
 import aiohttp
 from confluent_kafka import Producer
 
-from bench.common import percentile, table
-from streams.broker import EmbeddedBroker, free_loopback_port
-from streams.config import Settings, producer_config
+from bench.common import bench_settings, percentile, table
+from streams.config import producer_config
 from streams.core.events import DueTask
 from streams.core.ids import fire_id
 from streams.core.model import HttpTarget, RetryPolicy
@@ -154,20 +149,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=256)
     args = parser.parse_args()
     with ExitStack() as stack:
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not bootstrap:
-            bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap_servers
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        settings = replace(
-            Settings.from_env(),
-            bootstrap_servers=bootstrap,
-            topic_prefix=f"bench{uuid.uuid4().hex[:8]}.",
-            data_dir=work / "data",
-            api_port=free_loopback_port(),
-            partitions=6,
-            target_allowlist=("127.0.0.0/8",),
+        settings, work = bench_settings(
+            stack,
             signing_secret="bench-secret",
-            session_timeout_ms=6000,
             dispatch_concurrency=args.concurrency,
             dispatch_per_host_concurrency=args.concurrency,
         )

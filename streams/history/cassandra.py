@@ -21,29 +21,13 @@ from importlib import resources
 from typing import Any
 
 from streams.core.events import ExecutionResult
-from streams.core.model import Outcome
+from streams.history.rows import RESULT_COLUMNS, result_from_columns, result_values
 from streams.ports import DueSource, RecordedExecution
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 DAY_SHARDS = 8
 DEFAULT_CONCURRENCY = 64
-
-_RESULT_COLUMNS = (
-    "fire_id",
-    "task_id",
-    "tenant",
-    "scheduled_at_ms",
-    "attempt",
-    "outcome",
-    "final",
-    "started_at_ms",
-    "finished_at_ms",
-    "lateness_ms",
-    "http_status",
-    "error",
-    "dispatcher",
-)
 
 
 def schema_statements(keyspace: str) -> list[str]:
@@ -87,8 +71,8 @@ class CassandraHistoryStore:
         self._ttl_s = ttl_s
         self._concurrency = concurrency
         ks = keyspace
-        columns = ", ".join(_RESULT_COLUMNS)
-        marks = ", ".join("?" * (len(_RESULT_COLUMNS) + 2))
+        columns = ", ".join(RESULT_COLUMNS)
+        marks = ", ".join("?" * (len(RESULT_COLUMNS) + 2))
         prepare = self._session.prepare
         self._insert_by_fire_id = prepare(
             f"INSERT INTO {ks}.executions_by_fire_id ({columns}, due_partition, due_offset) "
@@ -96,14 +80,14 @@ class CassandraHistoryStore:
         )
         self._insert_by_task = prepare(
             f"INSERT INTO {ks}.executions_by_task (bucket, {columns}) "
-            f"VALUES (?, {', '.join('?' * len(_RESULT_COLUMNS))}) USING TTL ?"
+            f"VALUES (?, {', '.join('?' * len(RESULT_COLUMNS))}) USING TTL ?"
         )
         self._insert_bucket = prepare(
             f"INSERT INTO {ks}.task_buckets (task_id, bucket) VALUES (?, ?) USING TTL ?"
         )
         self._insert_by_day = prepare(
             f"INSERT INTO {ks}.executions_by_day (day, shard, {columns}) "
-            f"VALUES (?, ?, {', '.join('?' * len(_RESULT_COLUMNS))}) USING TTL ?"
+            f"VALUES (?, ?, {', '.join('?' * len(RESULT_COLUMNS))}) USING TTL ?"
         )
         self._insert_by_partition = prepare(
             f"INSERT INTO {ks}.fire_ids_by_partition "
@@ -152,7 +136,7 @@ class CassandraHistoryStore:
             self._insert_by_fire_id,
             (
                 (
-                    *_result_values(r),
+                    *result_values(r),
                     *_source_values(sources.get(r.fire_id)),
                     self._ttl_s,
                 )
@@ -167,7 +151,7 @@ class CassandraHistoryStore:
                 winners.append((mine, sources.get(mine.fire_id)))
             else:
                 existing = answer.one()
-                winners.append((_result_from_row(existing), _source_from_row(existing)))
+                winners.append((result_from_columns(existing), _source_from_row(existing)))
         self._write_query_tables(winners)
         return inserted
 
@@ -175,7 +159,7 @@ class CassandraHistoryStore:
         ttl = self._ttl_s
         self._run(
             self._insert_by_task,
-            ((r.scheduled_at_ms // DAY_MS, *_result_values(r), ttl) for r, _ in winners),
+            ((r.scheduled_at_ms // DAY_MS, *result_values(r), ttl) for r, _ in winners),
         )
         self._run(
             self._insert_bucket,
@@ -184,7 +168,7 @@ class CassandraHistoryStore:
         self._run(
             self._insert_by_day,
             (
-                (r.scheduled_at_ms // DAY_MS, day_shard(r.task_id), *_result_values(r), ttl)
+                (r.scheduled_at_ms // DAY_MS, day_shard(r.task_id), *result_values(r), ttl)
                 for r, _ in winners
             ),
         )
@@ -213,7 +197,7 @@ class CassandraHistoryStore:
             rows = self._session.execute(
                 self._select_by_task, (task_id, bucket, limit - len(found))
             )
-            found.extend(_result_from_row(row) for row in rows)
+            found.extend(result_from_columns(row) for row in rows)
             if len(found) >= limit:
                 break
         return found
@@ -228,7 +212,7 @@ class CassandraHistoryStore:
             self._select_by_day,
             ((day, shard, start_ms, end_ms, limit) for day in days for shard in range(DAY_SHARDS)),
         )
-        rows = [_result_from_row(row) for answer in answers for row in answer]
+        rows = [result_from_columns(row) for answer in answers for row in answer]
         rows.sort(key=lambda r: (r.scheduled_at_ms, r.fire_id))
         return rows[:limit]
 
@@ -240,7 +224,7 @@ class CassandraHistoryStore:
             row = answer.one()
             if row is not None:
                 found[row["fire_id"]] = RecordedExecution(
-                    _result_from_row(row), _source_from_row(row)
+                    result_from_columns(row), _source_from_row(row)
                 )
         return found
 
@@ -275,44 +259,8 @@ def split_contact_points(points: Sequence[str]) -> tuple[list[str], int]:
     return hosts, port
 
 
-def _result_values(r: ExecutionResult) -> tuple[Any, ...]:
-    return (
-        r.fire_id,
-        r.task_id,
-        r.tenant,
-        r.scheduled_at_ms,
-        r.attempt,
-        r.outcome.value,
-        r.final,
-        r.started_at_ms,
-        r.finished_at_ms,
-        r.lateness_ms,
-        r.http_status,
-        r.error,
-        r.dispatcher,
-    )
-
-
 def _source_values(source: DueSource | None) -> tuple[int | None, int | None]:
     return (None, None) if source is None else (source.partition, source.offset)
-
-
-def _result_from_row(row: Mapping[str, Any]) -> ExecutionResult:
-    return ExecutionResult(
-        fire_id=row["fire_id"],
-        task_id=row["task_id"],
-        tenant=row["tenant"],
-        scheduled_at_ms=row["scheduled_at_ms"],
-        attempt=row["attempt"],
-        outcome=Outcome(row["outcome"]),
-        final=bool(row["final"]),
-        started_at_ms=row["started_at_ms"],
-        finished_at_ms=row["finished_at_ms"],
-        lateness_ms=row["lateness_ms"],
-        http_status=row["http_status"],
-        error=row["error"],
-        dispatcher=row["dispatcher"] or "",
-    )
 
 
 def _source_from_row(row: Mapping[str, Any]) -> DueSource | None:

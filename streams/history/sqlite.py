@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from streams.core.events import ExecutionResult
-from streams.core.model import Outcome
+from streams.history.rows import RESULT_COLUMNS, result_from_columns, result_values
 from streams.ports import DueSource, RecordedExecution, TaskRow
 
 SCHEMA = """
@@ -64,10 +64,7 @@ CREATE INDEX IF NOT EXISTS executions_by_partition
     ON executions (due_partition, scheduled_at_ms);
 """
 
-_EXECUTION_COLUMNS = (
-    "fire_id, task_id, tenant, scheduled_at_ms, attempt, outcome, final, started_at_ms, "
-    "finished_at_ms, lateness_ms, http_status, error, dispatcher"
-)
+_EXECUTION_COLUMNS = ", ".join(RESULT_COLUMNS)
 _SOURCE_COLUMNS = "due_partition, due_offset"
 # SQLite caps bound parameters; 500 per query stays far below it.
 _CHUNK = 500
@@ -165,19 +162,7 @@ class SqliteHistoryStore:
                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT (fire_id) DO NOTHING""",
                     (
-                        r.fire_id,
-                        r.task_id,
-                        r.tenant,
-                        r.scheduled_at_ms,
-                        r.attempt,
-                        r.outcome.value,
-                        int(r.final),
-                        r.started_at_ms,
-                        r.finished_at_ms,
-                        r.lateness_ms,
-                        r.http_status,
-                        r.error,
-                        r.dispatcher,
+                        *result_values(r),
                         None if source is None else source.partition,
                         None if source is None else source.offset,
                     ),
@@ -246,18 +231,4 @@ class SqliteHistoryStore:
 
 
 def _result(row: Sequence[Any]) -> ExecutionResult:
-    return ExecutionResult(
-        fire_id=row[0],
-        task_id=row[1],
-        tenant=row[2],
-        scheduled_at_ms=row[3],
-        attempt=row[4],
-        outcome=Outcome(row[5]),
-        final=bool(row[6]),
-        started_at_ms=row[7],
-        finished_at_ms=row[8],
-        lateness_ms=row[9],
-        http_status=row[10],
-        error=row[11],
-        dispatcher=row[12],
-    )
+    return result_from_columns(dict(zip(RESULT_COLUMNS, row, strict=False)))
