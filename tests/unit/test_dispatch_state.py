@@ -1,11 +1,16 @@
-"""The dispatcher's pure bookkeeping: offsets to commit, the dedupe window, the rate limit."""
+"""The dispatcher's bookkeeping: offsets to commit, the dedupe window, per-host limits."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+
 import pytest
 
+from streams.core.clock import FakeClock
 from streams.core.ratelimit import TokenBucket
 from streams.dispatching.dedupe import RecentFireIds, Verdict
+from streams.dispatching.limits import HostLimits
 from streams.dispatching.progress import PartitionProgress
 
 
@@ -60,3 +65,25 @@ def test_token_bucket_spaces_calls_after_a_burst() -> None:
     assert bucket.reserve(1.0) == 0.0  # refilled (to the burst only)
     assert bucket.reserve(1.0) == 0.0
     assert bucket.reserve(1.0) == pytest.approx(0.1)
+
+
+async def test_host_limits_bound_calls_per_host_not_across_hosts() -> None:
+    limits = HostLimits(concurrency=2, rate_per_s=0, clock=FakeClock())
+    running: Counter[str] = Counter()
+    peak: Counter[str] = Counter()
+    release = asyncio.Event()
+
+    async def call(host: str) -> None:
+        async with limits.slot(host):
+            running[host] += 1
+            peak[host] = max(peak[host], running[host])
+            await release.wait()
+            running[host] -= 1
+
+    calls = [asyncio.create_task(call(h)) for h in ["a"] * 5 + ["b"] * 2]
+    for _ in range(5):
+        await asyncio.sleep(0)  # let every call start or queue
+    assert dict(running) == {"a": 2, "b": 2}
+    release.set()
+    await asyncio.gather(*calls)
+    assert dict(peak) == {"a": 2, "b": 2}
