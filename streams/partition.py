@@ -96,10 +96,11 @@ class PartitionWheel:
                 count += 1
                 if value is None:
                     yield key.decode(), None, None
-                elif has_due_header(headers):
-                    yield key.decode(), due_from_header(headers), value
                 else:
-                    yield key.decode(), next_due_ms(decode_state(value)), value
+                    due_ms = due_from_header(headers)
+                    if due_ms is _NO_HEADER:
+                        due_ms = next_due_ms(decode_state(value))
+                    yield key.decode(), due_ms, value
 
         self.store.load(rows())
         self.store.create_due_index()
@@ -307,13 +308,13 @@ def _is_cancelled(state: TaskState | None) -> bool:
     return state is not None and state.status is TaskStatus.CANCELLED
 
 
+_NO_HEADER = -1  # no epoch-ms timer is ever negative
+
+
 def due_from_header(headers: Headers) -> int | None:
-    """The timer time a changelog record carries, or None (no header, or no timer)."""
+    """The timer a changelog record carries: its time, None (the task has no timer:
+    the header is empty), or _NO_HEADER (another tool wrote the record: decode it)."""
     for name, value in headers or ():
         if name == DUE_HEADER:
-            return int(value) if value else None  # "" marks a task without a timer
-    return None
-
-
-def has_due_header(headers: Headers) -> bool:
-    return any(name == DUE_HEADER for name, _ in headers or ())
+            return int(value) if value else None
+    return _NO_HEADER

@@ -156,3 +156,15 @@ def test_a_restored_partition_fires_exactly_what_the_lost_one_would_have(tmp_pat
     assert len(original_firings) > 50
     assert not set(before) & set(restored_firings)  # nothing fires twice across the restore
     assert len(restored.store) == len(original.store)
+
+
+def test_changelog_records_without_the_timer_header_are_decoded(tmp_path: Path) -> None:
+    """Records another tool wrote (say, a replay) carry no header; a restore still works."""
+    source = new_wheel(tmp_path, "source")
+    source.start(T0)
+    log = changelog(handle(source, create("h", AtSchedule(T0 + 4_000)), T0))
+    stripped = [(key, value, None) for key, value, _ in log]
+    restored = PartitionWheel(0, PartitionStore(tmp_path / "r.sqlite3"), T0, CONFIG)
+    restored.restore(stripped)
+    assert restored.start(T0) == []
+    assert fired(tick(restored, T0 + 4_000)) == [f"h:{T0 + 4_000}:1"]
