@@ -37,9 +37,18 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("api", help="run the REST API and web page")
     commands.add_parser("processor", help="run a timewheel processor")
     commands.add_parser("dispatcher", help="run a dispatcher")
+    commands.add_parser(
+        "bench", help="whole-pipeline benchmarks: steady | burst | capacity", add_help=False
+    )
     topics = commands.add_parser("topics", help="create or describe the topics")
     topics.add_argument("action", choices=["create", "describe"])
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bench":
+        from bench.scenarios import main as bench_main
+
+        return bench_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     _configure_logging(args.log_level)
     settings = Settings.from_env()
 

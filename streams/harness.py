@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,7 +188,7 @@ class CallbackSink:
 
 
 def produce_records(
-    settings: Settings, topic: str, records: list[tuple[bytes | None, bytes | None]]
+    settings: Settings, topic: str, records: Sequence[tuple[bytes | None, bytes | None]]
 ) -> None:
     """Produce records to a topic (its physical name, as ``read_topic`` takes) as another
     service would: keyed, default partitioner; then flush."""
