@@ -31,7 +31,6 @@ from bench.common import bench_settings
 from bench.e2e_latency import raw_broker_latency
 from bench.report import latency_summary, print_table, write
 from streams.config import Settings
-from streams.core.events import CommandKind, TaskCommand
 from streams.core.model import (
     AtSchedule,
     CronSchedule,
@@ -41,9 +40,8 @@ from streams.core.model import (
     TaskSpec,
 )
 from streams.core.timefmt import parse_rfc3339_ms
-from streams.harness import Callback, CallbackSink, Pipeline, produce_records
+from streams.harness import Callback, CallbackSink, Pipeline, create_record, produce_records
 from streams.history import open_execution_history
-from streams.records import encode_command
 from streams.topics import COMMANDS, ensure_topics
 
 
@@ -53,16 +51,7 @@ def now_ms() -> int:
 
 def command(task_id: str, schedule: Schedule, url: str) -> tuple[bytes, bytes]:
     spec = TaskSpec(schedule, HttpTarget(url, timeout_ms=5_000))
-    created = TaskCommand(
-        command_id=uuid.uuid4().hex,
-        task_id=task_id,
-        tenant="bench",
-        kind=CommandKind.CREATE,
-        issued_at_ms=now_ms(),
-        issuer="bench",
-        spec=spec,
-    )
-    return task_id.encode(), encode_command(created)
+    return create_record(task_id, spec, tenant="bench", issuer="bench")
 
 
 @dataclass

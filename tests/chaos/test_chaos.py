@@ -26,11 +26,17 @@ import pytest
 
 from bench.common import percentile
 from streams.config import Settings
-from streams.core.events import CommandKind, TaskCommand
 from streams.core.model import AtSchedule, HttpTarget, TaskSpec
-from streams.harness import CallbackSink, Pipeline, RoleProcess, produce_records, read_topic
+from streams.harness import (
+    CallbackSink,
+    Pipeline,
+    RoleProcess,
+    create_record,
+    produce_records,
+    read_topic,
+)
 from streams.history import open_execution_history
-from streams.records import decode_dead_letter, decode_result, encode_command
+from streams.records import decode_dead_letter, decode_result
 from streams.topics import COMMANDS, DEAD, RESULTS
 
 
@@ -66,16 +72,8 @@ def create_commands(
     for n in range(size.tasks):
         task_id = f"chaos-{n}-{uuid.uuid4().hex[:8]}"
         due_ms = first_due_ms + int(n * spacing)
-        command = TaskCommand(
-            command_id=uuid.uuid4().hex,
-            task_id=task_id,
-            tenant="chaos",
-            kind=CommandKind.CREATE,
-            issued_at_ms=now_ms(),
-            issuer="chaos",
-            spec=TaskSpec(AtSchedule(due_ms), HttpTarget(sink_url, timeout_ms=5_000)),
-        )
-        records.append((task_id.encode(), encode_command(command)))
+        spec = TaskSpec(AtSchedule(due_ms), HttpTarget(sink_url, timeout_ms=5_000))
+        records.append(create_record(task_id, spec, tenant="chaos", issuer="chaos"))
         expected[f"{task_id}:{due_ms}:1"] = due_ms
     return records, expected
 
