@@ -66,7 +66,7 @@ class Pipeline:
         log_path = self.log_dir / f"{role}-{len(self.roles)}.log"
         with log_path.open("ab") as log_file:
             process = spawn(
-                [sys.executable, "-m", "streams.cli", role],
+                [sys.executable, *self._profiler(role, slot), "-m", "streams.cli", role],
                 env=env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -74,6 +74,17 @@ class Pipeline:
         started = RoleProcess(role, process, log_path, slot)
         self.roles.append(started)
         return started
+
+    @staticmethod
+    def _profiler(role: str, slot: str) -> list[str]:
+        """With KRONWHEEL_PROFILE_DIR set, each role runs under cProfile and writes
+        <dir>/<slot>.prof when it stops cleanly (SIGTERM): how benchmarks find where
+        the time goes."""
+        directory = os.environ.get("KRONWHEEL_PROFILE_DIR")
+        if not directory:
+            return []
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        return ["-m", "cProfile", "-o", str(Path(directory) / f"{slot}.prof")]
 
     def wait_for_log(
         self, role: RoleProcess, text: str, timeout_s: float = 60.0, occurrence: int = 1
