@@ -27,7 +27,7 @@ SUBSCRIBER_QUEUE = 1_000
 MAX_VIEWS_PER_BATCH = 500
 
 
-@dataclass
+@dataclass(eq=False)  # identity: each connection is its own subscriber
 class Subscriber:
     tenant: str
     queue: asyncio.Queue[dict[str, Any]] = field(
