@@ -7,6 +7,7 @@ broker and real processes are tests/integration/test_api_live.py.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ from streams.api.auth import issue_token
 from streams.api.live import Hub
 from streams.config import Settings
 from streams.core.clock import FakeClock
-from streams.core.events import ExecutionResult, TaskCommand
+from streams.core.events import ExecutionResult, TaskCommand, TaskState
 from streams.core.model import Outcome
 from streams.core.tasktable import TaskTable
 from streams.history.sqlite import SqliteHistoryStore
@@ -39,12 +40,14 @@ class RecordingPublisher:
 
     def __init__(self) -> None:
         self.commands: list[TaskCommand] = []
+        self.published = asyncio.Event()
 
     async def publish(self, command: TaskCommand) -> None:
         await self.publish_many([command])
 
     async def publish_many(self, commands: list[TaskCommand]) -> None:
         self.commands.extend(commands)
+        self.published.set()
 
 
 class ApiUnderTest:
@@ -74,7 +77,7 @@ class ApiUnderTest:
         projector would, plus the given results; hand the batch to the hub."""
         fresh = self.publisher.commands[self.projected :]
         self.projected = len(self.publisher.commands)
-        states = []
+        states: list[tuple[str, TaskState | None]] = []
         for command in fresh:
             try:
                 effects = self.table.apply(command, self.clock.now_ms())

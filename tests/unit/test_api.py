@@ -90,8 +90,7 @@ async def test_wait_answers_after_the_projector_applied_the_command(
     client: Client, api: ApiUnderTest
 ) -> None:
     async def project_soon() -> None:
-        while not api.publisher.commands:
-            await asyncio.sleep(0)
+        await api.publisher.published.wait()
         api.project()
 
     projecting = asyncio.create_task(project_soon())
@@ -285,7 +284,8 @@ async def test_patch_merges_validates_and_is_audited(client: Client, api: ApiUnd
     )
     assert response.status == 202
     update = api.publisher.commands[-1]
-    assert update.kind is CommandKind.UPDATE and update.spec is not None
+    assert update.kind is CommandKind.UPDATE
+    assert update.spec is not None
     assert (update.spec.name, update.spec.retry.max_attempts, update.spec.retry.backoff_ms) == (
         "new",
         3,

@@ -143,7 +143,8 @@ def test_newest_firing_wins_and_reapplying_changes_nothing(store: ReadModel) -> 
     store.apply("p", batch)
     store.apply("p", batch)
     task = store.get_task("acme", "t1")
-    assert task is not None and task.last_fire_id == newer.fire_id
+    assert task is not None
+    assert task.last_fire_id == newer.fire_id
     assert len(store.audit("acme", "t1")) == 1
     store.apply("p", Projection(offsets=(("tasks.state", 0, 3),)))
     assert store.offsets("p") == {("tasks.state", 0): 5}, "offsets never go back"
@@ -181,7 +182,8 @@ def test_cancel_and_audit_trail(store: ReadModel) -> None:
     )
     store.apply("p", Projection(states=(("t1", None),)))
     task = store.get_task("acme", "t1")
-    assert task is not None and task.status == "cancelled"
+    assert task is not None
+    assert task.status == "cancelled"
     trail = store.audit("acme", "t1")
     assert [e.kind for e in trail] == ["CREATE", "UPDATE", "CANCEL"]
     assert trail[1].changes == ({"field": "name", "from": "a", "to": "b"},)
