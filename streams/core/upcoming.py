@@ -16,7 +16,9 @@ def upcoming_fire_ms(
 ) -> list[int]:
     """Up to ``n`` fire times from now; ``first_ms`` is the processor's own next fire
     time when known (it already accounts for what has fired)."""
-    following = first_ms if first_ms is not None else first_fire_ms(schedule, now_ms)
+    # A stored next fire time already past (the changelog moves on as it fires) is stale.
+    fresh = first_ms is not None and first_ms >= now_ms
+    following = first_ms if fresh else first_fire_ms(schedule, now_ms)
     times: list[int] = []
     while following is not None and len(times) < n:
         times.append(following)
