@@ -52,6 +52,8 @@ def _literal_addresses(host: str) -> list[IPAddress] | None:
     lowered = host.lower().rstrip(".")
     if lowered in LOCAL_NAMES or lowered.endswith(".localhost"):
         return [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
+    if not (lowered[:1].isdigit() or ":" in lowered):
+        return None  # a name (a literal IPv4 starts with a digit, IPv6 has colons)
     try:
         return [ipaddress.ip_address(lowered.strip("[]").split("%")[0])]
     except ValueError:

@@ -14,9 +14,10 @@ from typing import Any
 import orjson
 
 from streams.core.events import ExecutionResult, TaskCommand, TaskState
-from streams.core.projection import ENDED, derive_status, spec_changes
+from streams.core.projection import ENDED, derive_status
 from streams.core.render import spec_to_json
 from streams.ports import AuditEntry, Projection, TaskQuery, TaskRecord, TokenRecord
+from streams.readmodel.audit import audit_trail
 
 KEYSPACE = "kronwheel"
 # Rows scanned per page while filtering a list by status or text, in Python.
@@ -59,13 +60,6 @@ class CassandraReadModel:
         )
         self._cancel = prepare("UPDATE rm_tasks SET cancel_requested = true WHERE task_id = ?")
         self._get = prepare("SELECT * FROM rm_tasks WHERE task_id = ?")
-        self._audit_last_spec = prepare(
-            "SELECT spec, tenant FROM rm_audit WHERE task_id = ? ORDER BY issued_at_ms DESC"
-        )
-        self._audit_seen = prepare(
-            "SELECT command_id FROM rm_audit WHERE task_id = ? AND issued_at_ms = ? "
-            "AND command_id = ?"
-        )
         self._put_audit = prepare(
             """INSERT INTO rm_audit (task_id, issued_at_ms, command_id, tenant, kind, issuer,
                spec, changes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
@@ -149,30 +143,23 @@ class CassandraReadModel:
         self._session.execute(self._put_index, (state.tenant, state.created_at_ms, task_id))
 
     def _apply_command(self, command: TaskCommand) -> None:
-        key = (command.task_id, command.issued_at_ms, command.command_id)
-        if self._session.execute(self._audit_seen, key).one() is not None:
-            return
         spec = spec_to_json(command.spec) if command.spec is not None else None
-        changes: tuple[dict[str, Any], ...] = ()
-        if spec is not None:
-            previous = next(
-                (
-                    orjson.loads(row.spec)
-                    for row in self._session.execute(self._audit_last_spec, (command.task_id,))
-                    if row.spec is not None and row.tenant == command.tenant
-                ),
-                None,
-            )
-            changes = spec_changes(previous, spec)
+        retry = (
+            ({"field": "attempt", "from": None, "to": command.retry.attempt},)
+            if command.retry is not None
+            else ()
+        )
         self._session.execute(
             self._put_audit,
             (
-                *key,
+                command.task_id,
+                command.issued_at_ms,
+                command.command_id,
                 command.tenant,
                 command.kind.value,
                 command.issuer,
                 None if spec is None else orjson.dumps(spec).decode(),
-                orjson.dumps(changes).decode(),
+                orjson.dumps(retry).decode(),
             ),
         )
         if command.kind.value == "CANCEL" and self._tenant_of(command.task_id) == command.tenant:
@@ -215,19 +202,11 @@ class CassandraReadModel:
 
     def audit(self, tenant: str, task_id: str, limit: int = 100) -> list[AuditEntry]:
         rows = self._session.execute(self._audit, (task_id, limit))
-        return [
-            AuditEntry(
-                r.command_id,
-                r.task_id,
-                r.tenant,
-                r.kind,
-                r.issuer,
-                r.issued_at_ms,
-                tuple(orjson.loads(r.changes)),
-            )
+        return audit_trail(
+            (r.command_id, r.task_id, r.tenant, r.kind, r.issuer, r.issued_at_ms, r.spec, r.changes)
             for r in rows
             if r.tenant == tenant
-        ]
+        )
 
     def put_token(self, record: TokenRecord) -> None:
         self._session.execute(

@@ -17,9 +17,10 @@ from typing import Any
 import orjson
 
 from streams.core.events import ExecutionResult, TaskCommand, TaskState
-from streams.core.projection import ENDED, derive_status, spec_changes
+from streams.core.projection import ENDED, derive_status
 from streams.core.render import spec_to_json
 from streams.ports import AuditEntry, Projection, TaskQuery, TaskRecord, TokenRecord
+from streams.readmodel.audit import audit_trail
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rm_tasks (
@@ -188,26 +189,16 @@ class SqliteReadModel:
         )
 
     def _apply_command(self, command: TaskCommand) -> bool:
-        """Record the audit entry (once per command id); True if it was new."""
-        seen = self._conn.execute(
-            "SELECT 1 FROM rm_audit WHERE command_id = ?", (command.command_id,)
-        ).fetchone()
-        if seen:
-            return False
+        """Record the audit entry (once per command id); True if the task's status may move.
+
+        The entry keeps the command's full spec; what changed is computed when the
+        trail is read (it is read rarely, commands arrive by the thousand).
+        """
         spec = spec_to_json(command.spec) if command.spec is not None else None
-        changes: tuple[dict[str, Any], ...] = ()
-        if spec is not None:
-            previous = self._conn.execute(
-                """SELECT spec FROM rm_audit WHERE task_id = ? AND tenant = ?
-                   AND spec IS NOT NULL ORDER BY seq DESC LIMIT 1""",
-                (command.task_id, command.tenant),
-            ).fetchone()
-            changes = spec_changes(orjson.loads(previous[0]) if previous else None, spec)
-        elif command.retry is not None:
-            changes = ({"field": "attempt", "from": None, "to": command.retry.attempt},)
-        self._conn.execute(
+        inserted = self._conn.execute(
             """INSERT INTO rm_audit (command_id, task_id, tenant, kind, issuer, issued_at_ms,
-                   spec, changes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                   spec, changes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+               ON CONFLICT (command_id) DO NOTHING""",
             (
                 command.command_id,
                 command.task_id,
@@ -216,14 +207,15 @@ class SqliteReadModel:
                 command.issuer,
                 command.issued_at_ms,
                 None if spec is None else orjson.dumps(spec).decode(),
-                orjson.dumps(changes).decode(),
+                orjson.dumps(_retry_changes(command)).decode(),
             ),
+        ).rowcount
+        if not inserted or command.kind.value != "CANCEL":
+            return False
+        self._conn.execute(
+            "UPDATE rm_tasks SET cancel_requested = 1 WHERE task_id = ? AND tenant = ?",
+            (command.task_id, command.tenant),
         )
-        if command.kind.value == "CANCEL":
-            self._conn.execute(
-                "UPDATE rm_tasks SET cancel_requested = 1 WHERE task_id = ? AND tenant = ?",
-                (command.task_id, command.tenant),
-            )
         return True
 
     def _refresh_status(self, task_ids: Iterable[str]) -> None:
@@ -282,13 +274,11 @@ class SqliteReadModel:
     def audit(self, tenant: str, task_id: str, limit: int = 100) -> list[AuditEntry]:
         with self._lock:
             rows = self._conn.execute(
-                """SELECT command_id, task_id, tenant, kind, issuer, issued_at_ms, changes
+                """SELECT command_id, task_id, tenant, kind, issuer, issued_at_ms, spec, changes
                    FROM rm_audit WHERE task_id = ? AND tenant = ? ORDER BY seq LIMIT ?""",
                 (task_id, tenant, limit),
             ).fetchall()
-        return [
-            AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], tuple(orjson.loads(r[6]))) for r in rows
-        ]
+        return audit_trail(rows)
 
     # --- tokens ----------------------------------------------------------------------
 
@@ -318,6 +308,12 @@ class SqliteReadModel:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _retry_changes(command: TaskCommand) -> tuple[dict[str, Any], ...]:
+    if command.retry is None:
+        return ()
+    return ({"field": "attempt", "from": None, "to": command.retry.attempt},)
 
 
 def _task(row: tuple[Any, ...]) -> TaskRecord:

@@ -24,7 +24,8 @@ from streams.harness import CallbackSink, Pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 NEEDS_PROCESSOR = pytest.mark.xfail(
-    reason="needs the timing-wheel processor: the skeleton dead-letters PAUSE/RESUME/TRIGGER/UPDATE",
+    reason="needs the timing-wheel processor: the skeleton dead-letters "
+    "PAUSE/RESUME/TRIGGER/UPDATE",
     strict=False,
 )
 EVERY_SECOND = {"cron": "* * * * * *", "timezone": "UTC"}
