@@ -213,3 +213,25 @@ def test_token_create_on_the_command_line(settings: Settings, pipeline: Pipeline
     )
     assert refused.returncode == 2
     assert "invalid tenant" in refused.stderr
+
+
+async def test_ready_once_the_projector_caught_up_and_metrics_are_open(admin: Api) -> None:
+    async with admin.session.get(admin.base + "/readyz") as response:
+        body = await response.json()
+    while not body["ready"]:  # the projector assigns and drains at start (test timeout bounds it)
+        assert body["projector"]["error"] is None or "waiting" in body["projector"]["error"]
+        await asyncio.sleep(0.1)
+        async with admin.session.get(admin.base + "/readyz") as response:
+            body = await response.json()
+    assert response.status == 200
+    assert body["projector"] == {
+        "assigned": True,
+        "caught_up": True,
+        "polling": True,
+        "error": None,
+    }
+    await admin.call("GET", "/v1/tasks")
+    async with admin.session.get(admin.base + "/metrics") as response:  # no token needed
+        text = await response.text()
+    assert 'kronwheel_api_requests_total{method="GET",route="/v1/tasks",status="200"}' in text
+    assert "kronwheel_projector_events_total" in text
