@@ -9,7 +9,7 @@ from aiohttp import web
 from streams.api.auth import ADMIN_TENANT, issue_token, principal_of, store_of
 from streams.api.errors import ApiError, json_response
 from streams.api.keys import CLOCK, LIMITS
-from streams.api.params import json_body
+from streams.api.params import json_body, object_fields
 from streams.core.errors import ValidationError
 from streams.core.ids import is_valid_tenant
 from streams.core.model import parse_schedule
@@ -21,12 +21,7 @@ MAX_PREVIEW = 20
 
 async def preview_schedule(request: web.Request) -> web.Response:
     """The next n fire times of a schedule, computed by the core (the page never does cron)."""
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise ValidationError.wrong_type("body", "an object")
-    unknown = set(body) - {"schedule", "n"}
-    if unknown:
-        raise ValidationError(sorted(unknown)[0], "is not a known field", "unknown_field")
+    body = object_fields(await json_body(request), {"schedule", "n"})
     if "schedule" not in body:
         raise ValidationError.missing("schedule")
     n = body.get("n", 5)
@@ -52,12 +47,7 @@ async def create_token(request: web.Request) -> web.Response:
     principal = principal_of(request)
     if not principal.admin:
         raise ApiError(403, "forbidden", "only the admin token may create tokens")
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise ValidationError.wrong_type("body", "an object")
-    unknown = set(body) - {"tenant", "name"}
-    if unknown:
-        raise ValidationError(sorted(unknown)[0], "is not a known field", "unknown_field")
+    body = object_fields(await json_body(request), {"tenant", "name"})
     tenant = body.get("tenant")
     if not isinstance(tenant, str) or not is_valid_tenant(tenant):
         raise ValidationError("tenant", "must match [a-z0-9][a-z0-9_-]{0,39}", "invalid_tenant")

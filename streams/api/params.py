@@ -20,6 +20,16 @@ async def json_body(request: web.Request) -> Any:
         raise ValidationError("body", f"is not valid JSON: {exc}", "invalid_json") from None
 
 
+def object_fields(body: Any, allowed: set[str]) -> dict[str, Any]:
+    """The body as an object with only known fields (the first unknown one is named)."""
+    if not isinstance(body, dict):
+        raise ValidationError.wrong_type("body", "an object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ValidationError(unknown[0], "is not a known field", "unknown_field")
+    return body
+
+
 def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
     if raw is None or raw == "":

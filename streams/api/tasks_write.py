@@ -19,7 +19,7 @@ from aiohttp import web
 from streams.api.auth import principal_of, store_of
 from streams.api.errors import ApiError, json_response
 from streams.api.keys import CLOCK, HUB, LIMITS, PUBLISHER, SETTINGS
-from streams.api.params import json_body, path_task_id, query_bool, query_int
+from streams.api.params import json_body, object_fields, path_task_id, query_bool, query_int
 from streams.api.views import accepted_record, task_view
 from streams.core.errors import ValidationError
 from streams.core.events import CommandKind, TaskCommand
@@ -157,16 +157,11 @@ async def create_task(request: web.Request) -> web.Response:
 async def create_batch(request: web.Request) -> web.Response:
     principal = principal_of(request)
     now_ms = request.app[CLOCK].now_ms()
-    body = await json_body(request)
-    items = body.get("tasks") if isinstance(body, dict) else None
+    items = object_fields(await json_body(request), {"tasks"}).get("tasks")
     if not isinstance(items, list) or not items:
         raise ValidationError("tasks", "must be a non-empty list of tasks", "wrong_type")
     if len(items) > MAX_BATCH:
         raise ValidationError("tasks", f"may hold at most {MAX_BATCH} tasks", "too_many")
-    if set(body) - {"tasks"}:
-        raise ValidationError(
-            sorted(set(body) - {"tasks"})[0], "is not a known field", "unknown_field"
-        )
     commands = [
         create_command(
             validated_spec(item, request, now_ms, f"tasks[{i}]"),

@@ -15,9 +15,8 @@ import orjson
 
 from streams.core.events import ExecutionResult, TaskCommand, TaskState
 from streams.core.projection import ENDED, derive_status
-from streams.core.render import spec_to_json
 from streams.ports import AuditEntry, Projection, TaskQuery, TaskRecord, TokenRecord
-from streams.readmodel.audit import audit_trail
+from streams.readmodel.common import audit_trail, command_values, state_values
 
 KEYSPACE = "kronwheel"
 # Rows scanned per page while filtering a list by status or text, in Python.
@@ -61,7 +60,7 @@ class CassandraReadModel:
         self._cancel = prepare("UPDATE rm_tasks SET cancel_requested = true WHERE task_id = ?")
         self._get = prepare("SELECT * FROM rm_tasks WHERE task_id = ?")
         self._put_audit = prepare(
-            """INSERT INTO rm_audit (task_id, issued_at_ms, command_id, tenant, kind, issuer,
+            """INSERT INTO rm_audit (command_id, task_id, tenant, kind, issuer, issued_at_ms,
                spec, changes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
         )
         self._audit = prepare("SELECT * FROM rm_audit WHERE task_id = ? LIMIT ?")
@@ -128,40 +127,12 @@ class CassandraReadModel:
             return  # a task id never changes tenant
         self._session.execute(
             self._put_state,
-            (
-                state.tenant,
-                state.spec.name,
-                orjson.dumps(spec_to_json(state.spec)).decode(),
-                state.status.value,
-                state.next_fire_ms,
-                state.fire_count,
-                state.created_at_ms,
-                state.updated_at_ms,
-                task_id,
-            ),
+            (*state_values(state), task_id),
         )
         self._session.execute(self._put_index, (state.tenant, state.created_at_ms, task_id))
 
     def _apply_command(self, command: TaskCommand) -> None:
-        spec = spec_to_json(command.spec) if command.spec is not None else None
-        retry = (
-            ({"field": "attempt", "from": None, "to": command.retry.attempt},)
-            if command.retry is not None
-            else ()
-        )
-        self._session.execute(
-            self._put_audit,
-            (
-                command.task_id,
-                command.issued_at_ms,
-                command.command_id,
-                command.tenant,
-                command.kind.value,
-                command.issuer,
-                None if spec is None else orjson.dumps(spec).decode(),
-                orjson.dumps(retry).decode(),
-            ),
-        )
+        self._session.execute(self._put_audit, command_values(command))
         if command.kind.value == "CANCEL" and self._tenant_of(command.task_id) == command.tenant:
             self._session.execute(self._cancel, (command.task_id,))
 

@@ -18,9 +18,8 @@ import orjson
 
 from streams.core.events import ExecutionResult, TaskCommand, TaskState
 from streams.core.projection import ENDED, derive_status
-from streams.core.render import spec_to_json
 from streams.ports import AuditEntry, Projection, TaskQuery, TaskRecord, TokenRecord
-from streams.readmodel.audit import audit_trail
+from streams.readmodel.common import audit_trail, command_values, state_values
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rm_tasks (
@@ -143,17 +142,7 @@ class SqliteReadModel:
                    fire_count = excluded.fire_count, created_at_ms = excluded.created_at_ms,
                    updated_at_ms = excluded.updated_at_ms
                WHERE rm_tasks.tenant = excluded.tenant""",
-            (
-                task_id,
-                state.tenant,
-                state.spec.name,
-                orjson.dumps(spec_to_json(state.spec)).decode(),
-                state.status.value,
-                state.next_fire_ms,
-                state.fire_count,
-                state.created_at_ms,
-                state.updated_at_ms,
-            ),
+            (task_id, *state_values(state)),
         )
 
     def _apply_result(self, r: ExecutionResult) -> None:
@@ -194,21 +183,11 @@ class SqliteReadModel:
         The entry keeps the command's full spec; what changed is computed when the
         trail is read (it is read rarely, commands arrive by the thousand).
         """
-        spec = spec_to_json(command.spec) if command.spec is not None else None
         inserted = self._conn.execute(
             """INSERT INTO rm_audit (command_id, task_id, tenant, kind, issuer, issued_at_ms,
                    spec, changes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                ON CONFLICT (command_id) DO NOTHING""",
-            (
-                command.command_id,
-                command.task_id,
-                command.tenant,
-                command.kind.value,
-                command.issuer,
-                command.issued_at_ms,
-                None if spec is None else orjson.dumps(spec).decode(),
-                orjson.dumps(_retry_changes(command)).decode(),
-            ),
+            command_values(command),
         ).rowcount
         if not inserted or command.kind.value != "CANCEL":
             return False
@@ -308,12 +287,6 @@ class SqliteReadModel:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-
-def _retry_changes(command: TaskCommand) -> tuple[dict[str, Any], ...]:
-    if command.retry is None:
-        return ()
-    return ({"field": "attempt", "from": None, "to": command.retry.attempt},)
 
 
 def _task(row: tuple[Any, ...]) -> TaskRecord:
