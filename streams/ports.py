@@ -132,12 +132,15 @@ class Projection:
     """One batch read by the projector, applied atomically with its offsets.
 
     ``states`` keep changelog order; a None state is a tombstone (the task ended).
+    ``rejected`` are commands the processors dead-lettered, as (task id, command
+    id, reason): the read model keeps nothing of them, waiting requests learn why.
     ``offsets`` are the next offsets to read, per (topic, partition).
     """
 
     states: tuple[tuple[str, TaskState | None], ...] = ()
     results: tuple[ExecutionResult, ...] = ()
     commands: tuple[TaskCommand, ...] = ()
+    rejected: tuple[tuple[str, str, str], ...] = ()
     offsets: tuple[tuple[str, int, int], ...] = ()
 
 

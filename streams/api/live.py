@@ -10,7 +10,6 @@ their command). The projector thread hands each applied batch over with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -36,10 +35,14 @@ class Subscriber:
     lagged: bool = False
 
 
+# What a waiting request learns: None once applied, or why the processor refused it.
+Outcome = str | None
+
+
 @dataclass
 class _Waiter:
     command_id: str
-    future: asyncio.Future[bool]
+    future: asyncio.Future[Outcome]
 
 
 def _command_event(command: TaskCommand) -> dict[str, Any]:
@@ -83,24 +86,18 @@ class Hub:
 
     # --- waiters (event loop) --------------------------------------------------------
 
-    def expect(self, task_id: str, command_id: str) -> asyncio.Future[bool]:
+    def expect(self, task_id: str, command_id: str) -> asyncio.Future[Outcome]:
         """Register before publishing, so a fast projector cannot slip past the waiter."""
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._waiters[task_id].append(_Waiter(command_id, future))
         return future
 
-    def forget(self, task_id: str, future: asyncio.Future[bool]) -> None:
+    def forget(self, task_id: str, future: asyncio.Future[Outcome]) -> None:
         waiters = [w for w in self._waiters.get(task_id, []) if w.future is not future]
         if waiters:
             self._waiters[task_id] = waiters
         else:
             self._waiters.pop(task_id, None)
-
-    @staticmethod
-    async def wait(future: asyncio.Future[bool], timeout_s: float) -> bool:
-        with contextlib.suppress(TimeoutError):
-            return await asyncio.wait_for(asyncio.shield(future), timeout_s)
-        return False
 
     # --- delivery ------------------------------------------------------------------------
 
@@ -167,4 +164,8 @@ class Hub:
             for waiter in waiters:
                 # A tombstone means every earlier command of the task has been applied.
                 if (seen is None or waiter.command_id in seen) and not waiter.future.done():
-                    waiter.future.set_result(True)
+                    waiter.future.set_result(None)
+        for task_id, command_id, reason in batch.rejected:
+            for waiter in self._waiters.get(task_id, []):
+                if waiter.command_id == command_id and not waiter.future.done():
+                    waiter.future.set_result(reason)

@@ -32,7 +32,7 @@ def _errors(*statuses: int) -> dict[str, Any]:
         401: "no valid Bearer token",
         403: "not allowed for this token",
         404: "no such task (or another tenant's)",
-        409: "the task has ended",
+        409: "the task has ended, or (with wait) the scheduler refused the command",
         413: "body too large",
     }
     return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
@@ -60,7 +60,7 @@ WAIT = [
     {
         "name": "wait_ms",
         "in": "query",
-        "schema": {"type": "integer", "minimum": 0, "maximum": 30000},
+        "schema": {"type": "integer", "minimum": 0, "maximum": 10000},
     },
 ]
 COMMAND_HEADERS = {
@@ -346,8 +346,11 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-def _task_operation(summary: str, ok: str, *, body: str | None = None) -> dict[str, Any]:
+def _task_operation(
+    operation_id: str, summary: str, ok: str, *, body: str | None = None
+) -> dict[str, Any]:
     operation: dict[str, Any] = {
+        "operationId": operation_id,
         "summary": summary,
         "parameters": [TASK_ID, *WAIT],
         "responses": {
@@ -360,9 +363,12 @@ def _task_operation(summary: str, ok: str, *, body: str | None = None) -> dict[s
     return operation
 
 
-def _get(summary: str, schema: dict[str, Any], params: list[dict[str, Any]]) -> dict[str, Any]:
+def _get(
+    operation_id: str, summary: str, schema: dict[str, Any], params: list[dict[str, Any]]
+) -> dict[str, Any]:
     return {
         "get": {
+            "operationId": operation_id,
             "summary": summary,
             "parameters": [TASK_ID, *params],
             "responses": {"200": _json(schema, "found"), **_errors(400, 401, 404)},
@@ -379,17 +385,47 @@ def _limit(default: int, maximum: int) -> dict[str, Any]:
 
 
 PUBLIC: list[dict[str, Any]] = []
+TASK_EXAMPLE = {
+    "name": "nightly-report",
+    "schedule": {"cron": "0 9 * * MON-FRI", "timezone": "Europe/Berlin"},
+    "target": {"http": {"url": "https://example.com/hook", "method": "POST"}},
+    "retry": {"max_attempts": 3},
+}
+
+# Links from a created task to the calls on it, so generated test sequences (and
+# readers) see which id goes where. Reads may 404 for the read-after-write lag.
+TASK_LINKS = {
+    name: {"operationId": operation, "parameters": {"task_id": "$response.body#/id"}}
+    for name, operation in (
+        ("GetTask", "getTask"),
+        ("UpdateTask", "updateTask"),
+        ("CancelTask", "cancelTask"),
+        ("PauseTask", "pauseTask"),
+        ("ResumeTask", "resumeTask"),
+        ("TriggerTask", "triggerTask"),
+        ("TaskExecutions", "taskExecutions"),
+        ("TaskUpcoming", "taskUpcoming"),
+        ("TaskAudit", "taskAudit"),
+    )
+}
 
 PATHS: dict[str, Any] = {
     "/v1/tasks": {
         "post": {
             "summary": "Create a task (202: accepted; see wait for read-after-write)",
             "parameters": WAIT,
-            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("TaskInput")}}},
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": _ref("TaskInput"), "example": TASK_EXAMPLE}},
+            },
             "responses": {
                 "200": _json(_ref("Task"), "a task with this dedupe_key exists already"),
-                "202": {**_json(_ref("Task"), "accepted"), "headers": COMMAND_HEADERS},
-                **_errors(400, 401, 413),
+                "202": {
+                    **_json(_ref("Task"), "accepted"),
+                    "headers": COMMAND_HEADERS,
+                    "links": TASK_LINKS,
+                },
+                **_errors(400, 401, 409, 413),
             },
         },
         "get": {
@@ -429,17 +465,25 @@ PATHS: dict[str, Any] = {
     },
     "/v1/tasks/{task_id}": {
         **_get(
+            "getTask",
             "One task: status, schedule, next fire time, last outcome (and audit=true)",
             _ref("Task"),
             [{"name": "audit", "in": "query", "schema": {"type": "boolean"}}],
         ),
-        "patch": _task_operation("Update or reschedule", "update accepted", body="TaskPatch"),
-        "delete": _task_operation("Cancel", "cancel accepted"),
+        "patch": _task_operation(
+            "updateTask", "Update or reschedule", "update accepted", body="TaskPatch"
+        ),
+        "delete": _task_operation("cancelTask", "Cancel", "cancel accepted"),
     },
-    "/v1/tasks/{task_id}/trigger": {"post": _task_operation("Run now", "trigger accepted")},
-    "/v1/tasks/{task_id}/pause": {"post": _task_operation("Pause", "pause accepted")},
-    "/v1/tasks/{task_id}/resume": {"post": _task_operation("Resume", "resume accepted")},
+    "/v1/tasks/{task_id}/trigger": {
+        "post": _task_operation("triggerTask", "Run now", "trigger accepted")
+    },
+    "/v1/tasks/{task_id}/pause": {"post": _task_operation("pauseTask", "Pause", "pause accepted")},
+    "/v1/tasks/{task_id}/resume": {
+        "post": _task_operation("resumeTask", "Resume", "resume accepted")
+    },
     "/v1/tasks/{task_id}/executions": _get(
+        "taskExecutions",
         "Execution history, newest first",
         {
             "type": "object",
@@ -449,6 +493,7 @@ PATHS: dict[str, Any] = {
         [_limit(100, 1000)],
     ),
     "/v1/tasks/{task_id}/audit": _get(
+        "taskAudit",
         "Audit trail: who issued which command, when, and what changed",
         {
             "type": "object",
@@ -458,6 +503,7 @@ PATHS: dict[str, Any] = {
         [_limit(100, 1000)],
     ),
     "/v1/tasks/{task_id}/upcoming": _get(
+        "taskUpcoming",
         "The next n fire times",
         {
             "type": "object",

@@ -31,7 +31,7 @@ from streams.ports import TaskRecord
 from streams.topics import COMMANDS, DEAD, DUE, RESULTS, STATE
 
 WAIT_DEFAULT_MS = 5_000
-WAIT_MAX_MS = 30_000
+WAIT_MAX_MS = 10_000
 MAX_BATCH = 1_000
 ENDED = frozenset({"completed", "cancelled", "failed"})
 INTERNAL_TOPICS = (COMMANDS, STATE, DUE, RESULTS, DEAD)
@@ -103,8 +103,14 @@ def wait_budget_ms(request: web.Request) -> int:
     return WAIT_DEFAULT_MS if query_bool(request, "wait") else 0
 
 
-async def publish(request: web.Request, commands: list[TaskCommand], wait_ms: int) -> bool:
-    """Publish (acks=all) and, with a budget, wait for the projector. True if applied."""
+async def publish(
+    request: web.Request, commands: list[TaskCommand], wait_ms: int, *, one: bool = True
+) -> bool:
+    """Publish (acks=all) and, with a budget, wait for the projector. True if applied.
+
+    A single command the processors refused (dead-lettered) is a 409 naming their
+    reason; a batch with a refused command is only "not applied".
+    """
     hub = request.app[HUB]
     expected = (
         [(c.task_id, hub.expect(c.task_id, c.command_id)) for c in commands] if wait_ms else []
@@ -117,6 +123,11 @@ async def publish(request: web.Request, commands: list[TaskCommand], wait_ms: in
             return False
         futures = [future for _, future in expected]
         _done, pending = await asyncio.wait(futures, timeout=wait_ms / 1000)
+        for future in futures:
+            if future.done() and (reason := future.result()) is not None:
+                if not one:
+                    return False
+                raise ApiError(409, "rejected", f"the scheduler refused the command: {reason}")
         return not pending
     finally:
         for task_id, future in expected:
@@ -186,7 +197,7 @@ async def create_batch(request: web.Request) -> web.Response:
         elif command.task_id not in shown:  # the same dedupe key twice in one batch
             shown[command.task_id] = accepted_record(command, now_ms)
             fresh.append(command)
-    applied = await publish(request, fresh, wait_budget_ms(request)) if fresh else True
+    applied = await publish(request, fresh, wait_budget_ms(request), one=False) if fresh else True
     if applied and fresh:
         for command in fresh:
             shown[command.task_id] = (

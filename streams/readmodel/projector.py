@@ -1,5 +1,8 @@
 """The projector: tasks.state, tasks.results and tasks.commands -> the read model.
 
+It also reads tasks.dead, for one thing only: a command the processors refused
+ends the wait of the request that published it, with the reason.
+
 It runs on a thread inside each API process. It uses assign() over every
 partition (no group: joins are slow on some brokers, and each API instance
 needs every partition anyway) and keeps its offsets in the read model itself,
@@ -26,8 +29,8 @@ from streams.core.events import ExecutionResult, TaskCommand, TaskState
 from streams.kafka_io import consume_batch
 from streams.metrics import PROJECTED_EVENTS
 from streams.ports import Projection, ReadModel
-from streams.records import decode_command, decode_result, decode_state
-from streams.topics import COMMANDS, RESULTS, STATE
+from streams.records import decode_command, decode_dead_letter, decode_result, decode_state
+from streams.topics import COMMANDS, DEAD, RESULTS, STATE
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ class Projector:
         self.on_batch = on_batch
         self.name = f"api-{settings.slot}"
         self.status = ProjectorStatus()
-        self._topics = {name: settings.topic(name) for name in (STATE, RESULTS, COMMANDS)}
+        self._topics = {name: settings.topic(name) for name in (STATE, RESULTS, COMMANDS, DEAD)}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="projector", daemon=True)
 
@@ -126,10 +129,19 @@ class Projector:
         self.status.error = None
         log.info("projector assigned %d partitions (resuming from stored offsets)", len(assignment))
 
+    def _rejection(self, value: bytes) -> list[tuple[str, str, str]]:
+        """(task id, command id, reason) of a dead-lettered command, if it is one."""
+        dead = decode_dead_letter(value)
+        if dead.source_topic != self._topics[COMMANDS] or dead.original_value is None:
+            return []
+        command = decode_command(dead.original_value)
+        return [(command.task_id, command.command_id, dead.reason)]
+
     def _project(self, messages: list[Message]) -> Projection:
         states: list[tuple[str, TaskState | None]] = []
         results: list[ExecutionResult] = []
         commands: list[TaskCommand] = []
+        rejected: list[tuple[str, str, str]] = []
         offsets: dict[tuple[str, int], int] = {}
         for message in messages:
             if message.error() is not None:
@@ -147,8 +159,10 @@ class Projector:
                     continue
                 elif topic == self._topics[RESULTS]:
                     results.append(decode_result(value))
-                else:
+                elif topic == self._topics[COMMANDS]:
                     commands.append(decode_command(value))
+                else:
+                    rejected.extend(self._rejection(value))
             except MalformedEvent as exc:
                 # The processors dead-letter malformed commands; the read model skips them.
                 log.info("projector skipped %s[%d]@%s: %s", topic, partition, message.offset(), exc)
@@ -156,5 +170,6 @@ class Projector:
             states=tuple(states),
             results=tuple(results),
             commands=tuple(commands),
+            rejected=tuple(rejected),
             offsets=tuple((t, p, o) for (t, p), o in offsets.items()),
         )

@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from streams.core.events import CommandKind
 from streams.core.model import Outcome
 from streams.core.timefmt import format_rfc3339_ms
+from streams.ports import Projection
 from tests.apitools import ADMIN, ApiUnderTest, bearer, running
 
 Client = TestClient[Any, Any]
@@ -331,7 +332,6 @@ async def test_status_follows_results(client: Client, api: ApiUnderTest) -> None
     api.project()
     api.clock.advance(60_000)
     effects = api.table.fire_due(api.clock.now_ms())  # the one-time task fires and ends
-    from streams.ports import Projection
 
     api.store.apply(
         "test",
@@ -401,3 +401,21 @@ async def test_websocket_carries_only_the_callers_tenant(client: Client, api: Ap
     assert all(theirs["id"] in str(e) and mine["id"] not in str(e) for e in globex_events)
     assert mine["id"] not in str(globex_events)
     assert theirs["id"] not in str(acme_events)
+
+
+async def test_a_refused_command_ends_the_wait_with_a_409(
+    client: Client, api: ApiUnderTest
+) -> None:
+    async def refuse_soon() -> None:
+        await api.publisher.published.wait()
+        command = api.publisher.commands[-1]
+        refusal = (command.task_id, command.command_id, "task already exists")
+        api.hub.deliver_threadsafe(Projection(rejected=(refusal,)))
+
+    refusing = asyncio.create_task(refuse_soon())
+    response = await client.post("/v1/tasks?wait_ms=10000", json=body(api), headers=bearer(ADMIN))
+    await refusing
+    assert response.status == 409
+    error = (await response.json())["error"]
+    assert error["code"] == "rejected"
+    assert "task already exists" in error["message"]
