@@ -62,8 +62,8 @@ def test_no_server_error_and_no_spec_violation(
                 "--phases",
                 "examples,coverage,fuzzing",
                 "--phases",
-            "examples,coverage,fuzzing,stateful",
-            # A WebSocket is not an HTTP request/response pair to fuzz.
+                "examples,coverage,fuzzing,stateful",
+                # A WebSocket is not an HTTP request/response pair to fuzz.
                 "--exclude-path",
                 "/v1/stream",
                 "--no-color",
