@@ -33,11 +33,18 @@ async def readyz(request: web.Request) -> web.Response:
     status = request.app[PROJECTOR_STATUS]
     silent_s = time.monotonic() - status.last_poll_monotonic
     polling = status.last_poll_monotonic > 0 and silent_s < PROJECTOR_STALL_S
-    ready = status.assigned and status.caught_up and polling and status.error is None
+    ready = (
+        status.assigned
+        and status.caught_up
+        and polling
+        and status.broker_reachable
+        and status.error is None
+    )
     body = {
         "ready": ready,
         "role": "api",
         "projector": {
+            "broker_reachable": status.broker_reachable,
             "assigned": status.assigned,
             "caught_up": status.caught_up,
             "polling": polling,

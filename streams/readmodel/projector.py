@@ -18,31 +18,42 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from streams.config import Settings, consumer_config
 from streams.core.errors import MalformedEvent
 from streams.core.events import ExecutionResult, TaskCommand, TaskState
 from streams.kafka_io import consume_batch
 from streams.metrics import PROJECTED_EVENTS
-from streams.ports import Projection, ReadModel
+from streams.ports import KafkaMessage, Projection, ReadModel
 from streams.records import decode_command, decode_dead_letter, decode_result, decode_state
 from streams.topics import COMMANDS, DEAD, RESULTS, STATE
 
 log = logging.getLogger(__name__)
 
+
+class ConsumedRecord(KafkaMessage, Protocol):
+    """A consumed record (confluent_kafka.Message fits; tests pass dataclasses)."""
+
+    def error(self) -> object | None: ...
+
+
 MAX_BATCH = 2_000
 POLL_TIMEOUT_S = 0.2
 METADATA_RETRY_S = 1.0
+# An idle consumer looks the same whether or not the broker is up: probe it.
+BROKER_PROBE_S = 5.0
 
 
 @dataclass
 class ProjectorStatus:
     assigned: bool = False
     caught_up: bool = False  # drained what was there when it started
+    broker_reachable: bool = False  # the last metadata probe answered
     last_poll_monotonic: float = 0.0
     applied_batches: int = 0
     error: str | None = None
@@ -82,9 +93,13 @@ class Projector:
         )
         try:
             self._assign(consumer)
+            probed = time.monotonic()
             while not self._stop.is_set():
                 messages = consume_batch(consumer, MAX_BATCH, POLL_TIMEOUT_S)
                 self.status.last_poll_monotonic = time.monotonic()
+                if self.status.last_poll_monotonic - probed > BROKER_PROBE_S:
+                    self._probe(consumer)
+                    probed = self.status.last_poll_monotonic
                 if not messages:
                     if not self.status.caught_up:
                         log.info("projector caught up")
@@ -102,6 +117,13 @@ class Projector:
             log.exception("projector stopped")
         finally:
             consumer.close()
+
+    def _probe(self, consumer: Consumer) -> None:
+        try:
+            consumer.list_topics(self._topics[STATE], timeout=2)
+            self.status.broker_reachable = True
+        except KafkaException:
+            self.status.broker_reachable = False
 
     def _assign(self, consumer: Consumer) -> None:
         stored = self.store.offsets(self.name)
@@ -126,6 +148,7 @@ class Projector:
         ]
         consumer.assign(assignment)
         self.status.assigned = True
+        self.status.broker_reachable = True
         self.status.error = None
         log.info("projector assigned %d partitions (resuming from stored offsets)", len(assignment))
 
@@ -137,7 +160,7 @@ class Projector:
         command = decode_command(dead.original_value)
         return [(command.task_id, command.command_id, dead.reason)]
 
-    def _project(self, messages: list[Message]) -> Projection:
+    def _project(self, messages: Sequence[ConsumedRecord]) -> Projection:
         states: list[tuple[str, TaskState | None]] = []
         results: list[ExecutionResult] = []
         commands: list[TaskCommand] = []

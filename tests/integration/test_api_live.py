@@ -225,6 +225,7 @@ async def test_ready_once_the_projector_caught_up_and_metrics_are_open(admin: Ap
             body = await response.json()
     assert response.status == 200
     assert body["projector"] == {
+        "broker_reachable": True,
         "assigned": True,
         "caught_up": True,
         "polling": True,
