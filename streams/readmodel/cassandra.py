@@ -24,10 +24,13 @@ SCAN_PAGE = 500
 MAX_SCANNED = 20_000
 
 
-def schema_statements() -> list[str]:
+def schema_statements(keyspace: str = KEYSPACE) -> list[str]:
+    """The statements of infra/cassandra/readmodel.cql, in ``keyspace`` (tests use their own)."""
     text = resources.files("streams.infra").joinpath("cassandra/readmodel.cql").read_text("utf-8")
     lines = [line for line in text.splitlines() if not line.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+    text = "\n".join(lines).replace(f"EXISTS {KEYSPACE}", f"EXISTS {keyspace}")
+    text = text.replace(f" {KEYSPACE}.", f" {keyspace}.")
+    return [s.strip() for s in text.split(";") if s.strip()]
 
 
 def _result_timestamp_us(result: ExecutionResult) -> int:
@@ -36,11 +39,11 @@ def _result_timestamp_us(result: ExecutionResult) -> int:
 
 
 class CassandraReadModel:
-    def __init__(self, session: Any) -> None:
+    def __init__(self, session: Any, keyspace: str = KEYSPACE) -> None:
         self._session = session
-        for statement in schema_statements():
+        for statement in schema_statements(keyspace):
             session.execute(statement)
-        session.set_keyspace(KEYSPACE)
+        session.set_keyspace(keyspace)
         prepare = session.prepare
         self._put_state = prepare(
             """UPDATE rm_tasks SET tenant = ?, name = ?, spec = ?, state_status = ?,
@@ -82,12 +85,14 @@ class CassandraReadModel:
         )
 
     @classmethod
-    def connect(cls, contact_points: tuple[str, ...]) -> CassandraReadModel:
+    def connect(
+        cls, contact_points: tuple[str, ...], keyspace: str = KEYSPACE
+    ) -> CassandraReadModel:
         from cassandra.cluster import Cluster
 
         hosts, ports = zip(*(_host_port(p) for p in contact_points), strict=True)
         cluster = Cluster(list(hosts), port=ports[0])
-        return cls(cluster.connect())
+        return cls(cluster.connect(), keyspace)
 
     # --- writes ------------------------------------------------------------------------
 
