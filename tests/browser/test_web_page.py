@@ -43,13 +43,16 @@ TIMEOUT_MS = 30_000
 
 @pytest.fixture
 def page(settings: Settings, pipeline: Pipeline) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=TIMEOUT_MS)
     pipeline.start_ready("processor", "dispatcher", "api")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
         )
+        # The page's Content-Security-Policy stays on: the test shows the page works
+        # under it (so it asks nothing of anywhere else).
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         context.set_default_timeout(TIMEOUT_MS)
         tab = context.new_page()
@@ -64,21 +67,22 @@ def page(settings: Settings, pipeline: Pipeline) -> Iterator[Any]:
 
 
 def create_every_second_task(page: Any, sink: CallbackSink, artifacts: Path, name: str) -> str:
+    from playwright.sync_api import expect
+
     page.click("#new-task")
     # The preview follows the expression as it is typed, in the chosen zone.
     page.fill("#f-timezone", "Europe/Berlin")
     page.fill("#f-cron", "0 9 * * MON-FRI")
-    page.wait_for_function(
-        "document.querySelectorAll('#cron-preview li').length === 5 && "
-        "document.querySelector('#cron-preview li').textContent.includes('09:00:00')"
-    )
+    preview = page.locator("#cron-preview li")
+    expect(preview).to_have_count(5)
+    expect(preview.first).to_contain_text("09:00:00")
+    expect(preview.first).to_contain_text("Europe/Berlin")
     page.fill("#f-cron", "0 9 * * FOO")
-    page.wait_for_selector("#preview-error:has-text('schedule.cron')")
+    expect(page.locator("#preview-error")).to_contain_text("schedule.cron")
+    expect(preview).to_have_count(0)
     page.select_option("#f-preset", "* * * * * *")
-    page.wait_for_function(
-        "document.querySelectorAll('#cron-preview li').length === 5 && "
-        "!document.querySelector('#cron-preview li').textContent.includes('09:00:00')"
-    )
+    expect(preview).to_have_count(5)
+    expect(preview.first).not_to_contain_text("09:00:00")
     page.screenshot(path=str(artifacts / "browser-1-form-preview.png"), full_page=True)
     page.fill("#f-name", name)
     page.fill("#f-url", sink.url)
@@ -87,11 +91,9 @@ def create_every_second_task(page: Any, sink: CallbackSink, artifacts: Path, nam
     task_id: str = page.text_content("#d-id") or ""
     assert page.is_visible(f"#tasks tr[data-id='{task_id}']")
     # It fires, and the page shows it live: executions, the feed and the charts.
-    page.wait_for_function("document.querySelectorAll('#executions tbody tr').length >= 2")
+    page.locator("#executions tbody tr").nth(1).wait_for()
     page.wait_for_selector(f"#feed li:has-text('{name} fired: succeeded')")
-    page.wait_for_function(
-        "document.querySelector('#lateness-stats').textContent.startsWith('p50')"
-    )
+    expect(page.locator("#lateness-stats")).to_contain_text("p50")
     page.screenshot(path=str(artifacts / "browser-2-firing-live.png"), full_page=True)
     assert sink.received(), "the target was called"
     return task_id

@@ -60,6 +60,8 @@ async def test_every_v1_call_needs_a_valid_token(client: Client) -> None:
             assert (await response.json())["error"]["code"] == "unauthorized"
     for public in ("/healthz", "/metrics", "/", "/static/app.js"):
         assert (await client.get(public)).status == 200, public
+    page = await client.get("/")
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
     assert (await client.get("/readyz")).status == 503  # no projector in this app
 
 
