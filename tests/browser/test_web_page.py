@@ -77,6 +77,11 @@ def create_every_second_task(page: Any, sink: CallbackSink, artifacts: Path, nam
     expect(preview).to_have_count(5)
     expect(preview.first).to_contain_text("09:00:00")
     expect(preview.first).to_contain_text("Europe/Berlin")
+    # The builder's fields and the expression follow each other.
+    expect(page.locator("#cron-fields input[data-field='5']")).to_have_value("MON-FRI")
+    page.fill("#cron-fields input[data-field='2']", "7")
+    expect(page.locator("#f-cron")).to_have_value("0 7 * * MON-FRI")
+    expect(preview.first).to_contain_text("07:00:00")
     page.fill("#f-cron", "0 9 * * FOO")
     expect(page.locator("#preview-error")).to_contain_text("schedule.cron")
     expect(preview).to_have_count(0)

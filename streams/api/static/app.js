@@ -319,6 +319,24 @@ async function preview() {
   }
 }
 
+// The per-field inputs and the expression edit the same thing: each follows the other.
+// An empty "second" means a 5-field expression.
+function cronToFields() {
+  const parts = $("f-cron").value.trim().split(/\s+/);
+  const six = parts.length === 6 ? parts : ["", ...parts];
+  for (const input of document.querySelectorAll("#cron-fields input")) {
+    input.value = six[Number(input.dataset.field)] || "";
+  }
+}
+
+function fieldsToCron() {
+  const values = [...document.querySelectorAll("#cron-fields input")].map((i) => i.value.trim() || "*");
+  const second = document.querySelector('#cron-fields input[data-field="0"]').value.trim();
+  $("f-cron").value = (second ? values : values.slice(1)).join(" ");
+  $("f-preset").value = "";
+  schedulePreview();
+}
+
 function openForm(task) {
   state.editing = task ? task.id : null;
   $("form-title").textContent = task ? `Edit ${task.name || task.id}` : "New task";
@@ -339,6 +357,7 @@ function openForm(task) {
     $("f-attempts").value = task.retry ? task.retry.max_attempts : 1;
   }
   $("task-form").hidden = false;
+  cronToFields();
   showKind();
 }
 
@@ -581,8 +600,13 @@ function wire() {
   $("more").addEventListener("click", () => loadTasks(false));
   $("f-preset").addEventListener("change", () => {
     if ($("f-preset").value) $("f-cron").value = $("f-preset").value;
+    cronToFields();
     schedulePreview();
   });
+  $("f-cron").addEventListener("input", cronToFields);
+  for (const input of document.querySelectorAll("#cron-fields input")) {
+    input.addEventListener("input", fieldsToCron);
+  }
   for (const id of ["f-cron", "f-timezone", "f-at", "f-every"]) $(id).addEventListener("input", schedulePreview);
   for (const radio of document.querySelectorAll('input[name="kind"]')) radio.addEventListener("change", showKind);
   for (const action of ["pause", "resume", "trigger", "cancel"]) {
