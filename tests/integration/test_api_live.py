@@ -236,3 +236,15 @@ async def test_ready_once_the_projector_caught_up_and_metrics_are_open(admin: Ap
         text = await response.text()
     assert 'kronwheel_api_requests_total{method="GET",route="/v1/tasks",status="200"}' in text
     assert "kronwheel_projector_events_total" in text
+
+
+async def test_api_stops_cleanly_with_a_stream_open(settings: Settings, pipeline: Pipeline) -> None:
+    api = (await asyncio.to_thread(pipeline.start_ready, "api"))["api"]
+    async with aiohttp.ClientSession() as session:
+        client = Api(session, f"http://127.0.0.1:{settings.api_port}", settings.api_token or "")
+        async with client.stream() as ws:
+            assert (await ws.receive_json())["type"] == "hello"
+            codes = await asyncio.to_thread(pipeline.stop_all)
+            assert codes == {f"api:{api.process.pid}": 0}
+            closed = await ws.receive()
+            assert closed.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
