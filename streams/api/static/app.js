@@ -160,7 +160,7 @@ function rowFor(task) {
     el("td", {}, fmtTime(task.next_fire_at)),
     el("td", {}, last),
   );
-  row.addEventListener("click", () => selectTask(task.id));
+  row.addEventListener("click", () => selectTask(task.id).catch((e) => feed(errorText(e), "failed")));
   if (task.id === state.selected) row.classList.add("selected");
   return row;
 }
@@ -183,16 +183,29 @@ function upsertRow(task, atTop) {
 
 // --- detail -----------------------------------------------------------------------------------
 
-async function selectTask(id) {
+async function selectTask(id, accepted) {
   state.selected = id;
   for (const row of $("tasks").tBodies[0].rows) row.classList.toggle("selected", row.dataset.id === id);
-  const [task, runs, next] = await Promise.all([
-    api("GET", `/v1/tasks/${encodeURIComponent(id)}?audit=true`),
-    api("GET", `/v1/tasks/${encodeURIComponent(id)}/executions?limit=50`),
-    api("GET", `/v1/tasks/${encodeURIComponent(id)}/upcoming?n=5`),
-  ]);
+  const path = `/v1/tasks/${encodeURIComponent(id)}`;
+  let task, runs, next;
+  try {
+    [task, runs, next] = await Promise.all([
+      api("GET", `${path}?audit=true`),
+      api("GET", `${path}/executions?limit=50`),
+      api("GET", `${path}/upcoming?n=5`),
+    ]);
+  } catch (e) {
+    if (state.selected !== id) return;
+    // Just accepted and not in the read model yet: show what the API accepted.
+    if (!accepted || e.status !== 404) throw e;
+    $("detail").hidden = false;
+    showTask(accepted);
+    $("action-note").textContent = "accepted; the scheduler has not confirmed it yet";
+    return;
+  }
   if (state.selected !== id) return;
   $("detail").hidden = false;
+  $("action-note").textContent = "";
   showTask(task);
   renderAudit(task.audit || []);
   $("executions").tBodies[0].replaceChildren(...runs.executions.map(executionRow));
@@ -377,7 +390,7 @@ async function submitForm(event) {
       : await api("POST", "/v1/tasks?wait=true", body);
     $("task-form").hidden = true;
     upsertRow(task, true);
-    await selectTask(task.id);
+    await selectTask(task.id, task);
   } catch (e) {
     $("form-error").textContent = errorText(e);
   }
