@@ -42,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     topics = commands.add_parser("topics", help="create or describe the topics")
     topics.add_argument("action", choices=["create", "describe"])
+    token = commands.add_parser("token", help="manage API tokens")
+    token.add_argument("action", choices=["create"])
+    token.add_argument("--tenant", required=True, help="the tenant the token acts for")
+    token.add_argument("--name", default="cli", help="a label shown in the audit trail")
     args, rest = parser.parse_known_args(argv)
     if args.command == "bench":
         from bench.scenarios import main as bench_main
@@ -83,6 +87,29 @@ def main(argv: list[str] | None = None) -> int:
                     f"{row['topic']:<32} {row['exists']!s:<7} {row['partitions']:>10} "
                     f"{row['expected_partitions']:>8}  {row['cleanup.policy']}"
                 )
+    elif args.command == "token":
+        return _create_token(settings, args.tenant, args.name)
+    return 0
+
+
+def _create_token(settings: Settings, tenant: str, name: str) -> int:
+    """Store a new token's hash in the read model and print the token (shown once)."""
+    from streams.api.auth import ADMIN_TENANT, issue_token
+    from streams.core.clock import SystemClock
+    from streams.core.ids import is_valid_tenant
+    from streams.readmodel import open_read_model
+
+    if not is_valid_tenant(tenant) or tenant == ADMIN_TENANT:
+        print(
+            f"invalid tenant {tenant!r}: use [a-z0-9][a-z0-9_-]{{0,39}}, not {ADMIN_TENANT!r}",
+            file=sys.stderr,
+        )
+        return 2
+    store = open_read_model(settings)
+    try:
+        print(issue_token(store, tenant, name, SystemClock().now_ms()))
+    finally:
+        store.close()
     return 0
 
 
