@@ -20,6 +20,7 @@ DST, explicitly:
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -58,7 +59,10 @@ def next_cron_ms(expression: str, timezone: str, after_ms: int) -> int | None:
     fields = expression.split()
     tz = zone(timezone)
     start = (_EPOCH + timedelta(milliseconds=after_ms)).astimezone(tz)
-    iterator = croniter(expression, start, second_at_beginning=len(fields) == 6)
+    # Parsing an expression costs ~4x a step; a copy of a parsed one, moved to
+    # the start, gives the same iterator (tested against fresh ones).
+    iterator = copy.copy(_parsed(expression, timezone))
+    iterator.set_current(start, force=True)
     hour_field = fields[2] if len(fields) == 6 else fields[1]
     names_hours = not hour_field.startswith("*")
     # A fall-back day repeats at most one hour: even an every-second expression
@@ -73,6 +77,13 @@ def next_cron_ms(expression: str, timezone: str, after_ms: int) -> int | None:
             continue
         return int((instant - _EPOCH) // _ONE_MS)
     raise AssertionError(f"{expression!r} in {timezone}: no fire time after {after_ms}")
+
+
+@lru_cache(maxsize=4096)
+def _parsed(expression: str, timezone: str) -> croniter:
+    """A parsed iterator to copy: never advanced itself."""
+    start = _EPOCH.astimezone(zone(timezone))
+    return croniter(expression, start, second_at_beginning=len(expression.split()) == 6)
 
 
 def _is_repeated_wall_time(instant: datetime, tz: ZoneInfo) -> bool:

@@ -4,7 +4,13 @@ month ends, leap days and interval end bounds. Each row lists every fire time
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
 import pytest
+from croniter import croniter
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.core.cron import next_cron_ms
 from streams.core.model import IntervalSchedule
@@ -161,3 +167,30 @@ def test_interval_end_bound(fired: str, after: str | None, expected: str | None)
     schedule = IntervalSchedule(30 * 60_000, t("2026-11-23T10:00:00Z"), t("2026-11-23T11:00:00Z"))
     result = next_fire_ms(schedule, t(fired), None if after is None else t(after))
     assert result == (None if expected is None else t(expected))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    expression=st.sampled_from(
+        ["*/10 * * * * *", "0 9 * * MON-FRI", "30 2 * * *", "0 0 L * *", "*/7 3-5 * * *"]
+    ),
+    zone=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]),
+    after_ms=st.integers(1_700_000_000_000, 1_900_000_000_000),
+)
+def test_a_reused_parsed_expression_gives_what_a_fresh_one_gives(
+    expression: str, zone: str, after_ms: int
+) -> None:
+    """next_cron_ms copies a cached, parsed iterator; it must match a fresh parse,
+    whatever was asked of the same expression before."""
+    fresh = croniter(
+        expression,
+        (datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=after_ms)).astimezone(
+            ZoneInfo(zone)
+        ),
+        second_at_beginning=len(expression.split()) == 6,
+    )
+    expected = fresh.get_next(datetime)
+    got = next_cron_ms(expression, zone, after_ms)
+    assert got is not None
+    if not expected.astimezone(ZoneInfo(zone)).fold:  # fold=1 is skipped on purpose
+        assert got == int(expected.timestamp() * 1000)
