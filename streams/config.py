@@ -44,6 +44,8 @@ class Settings:
     # becomes the transactional.id, so a restarted process fences its dead
     # predecessor at once. Two live processes of a role must never share one.
     slot: str = field(default_factory=lambda: os.uname().nodename)
+    # "text" for people, "json" (one object per line) for log shippers.
+    log_format: str = "text"
     instance_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
 
     @classmethod
@@ -84,6 +86,7 @@ class Settings:
             metrics_host=text("KRONWHEEL_METRICS_HOST") or base.metrics_host,
             metrics_port=number("KRONWHEEL_METRICS_PORT", None),
             slot=text("KRONWHEEL_SLOT") or base.slot,
+            log_format=(text("KRONWHEEL_LOG_FORMAT") or base.log_format).lower(),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -102,6 +105,7 @@ class Settings:
             "KRONWHEEL_DISPATCH_CONCURRENCY": str(self.dispatch_concurrency),
             "KRONWHEEL_METRICS_HOST": self.metrics_host,
             "KRONWHEEL_SLOT": self.slot,
+            "KRONWHEEL_LOG_FORMAT": self.log_format,
         }
         optional = {
             "KRONWHEEL_PARTITIONS": self.partitions,

@@ -23,6 +23,7 @@ def test_to_env_round_trips_through_from_env() -> None:
         dispatch_concurrency=64,
         metrics_port=0,
         slot="processor-1",
+        log_format="json",
     )
     assert Settings.from_env(settings.to_env()) == settings
     assert Settings.from_env(Settings().to_env()) == Settings()
