@@ -53,7 +53,7 @@ def _add_replay_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
         "replay", help="recover by replaying topics (safe to interrupt and re-run)"
     )
     kinds = replay.add_subparsers(dest="replay", required=True)
-    window_help = "RFC 3339 (2026-11-23T10:00:00Z), 'now', or relative (-2h, -30m)"
+    window_help = "RFC 3339 (2026-11-23T10:00:00Z), now, or relative: --from=-2h, --to=-30m"
     history = kinds.add_parser(
         "history", help="rebuild or fill gaps in the history store from tasks.results"
     )

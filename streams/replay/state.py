@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
-from confluent_kafka import KafkaError, KafkaException, Message, Producer
+from confluent_kafka import ConsumerGroupState, KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
 from streams.config import Settings, kafka_config, producer_config
@@ -39,6 +39,11 @@ log = logging.getLogger(__name__)
 
 # (partition, task id)
 Slot = tuple[int, str]
+_ACTIVE_GROUP_STATES = {
+    ConsumerGroupState.STABLE,
+    ConsumerGroupState.PREPARING_REBALANCING,
+    ConsumerGroupState.COMPLETING_REBALANCING,
+}
 
 
 class CommandFold:
@@ -241,8 +246,11 @@ def refuse_while_processors_run(settings: Settings) -> None:
     except KafkaException as exc:  # an unknown group has no members
         log.debug("describe %s: %s", group, exc)
         return
-    if description.members:
+    # The dev broker lists no members of a live group, but reports its state.
+    active = description.members or description.state in _ACTIVE_GROUP_STATES
+    if active:
         raise SystemExit(
-            f"{len(description.members)} processors are running in group {group}: "
-            "stop them first (they write tasks.state too), or pass --force"
+            f"processors are running in group {group} ({description.state.name}, "
+            f"{len(description.members)} members listed): stop them first "
+            "(they write tasks.state too), or pass --force"
         )
