@@ -1,0 +1,106 @@
+"""Which firings ``replay due`` re-drives, and as which attempt (pure)."""
+
+from streams.core.events import DueTask, ExecutionResult, FireReason, TaskState, TaskStatus
+from streams.core.ids import fire_id
+from streams.core.model import HttpTarget, IntervalSchedule, Outcome, RetryPolicy, TaskSpec
+from streams.replay.due import Action, Candidate, plan_redrive
+from streams.replay.state import advance_past_firings
+
+NOW = 1_800_000_000_000
+
+
+def due(task: str, scheduled: int, attempt: int = 1) -> Candidate:
+    return Candidate(
+        DueTask(
+            fire_id(task, scheduled, attempt),
+            task,
+            "t",
+            task,
+            scheduled,
+            attempt,
+            scheduled,
+            HttpTarget("http://127.0.0.1/hook"),
+            RetryPolicy(),
+        ),
+        partition=2,
+    )
+
+
+def result(task: str, scheduled: int, attempt: int, outcome: Outcome) -> ExecutionResult:
+    return ExecutionResult(
+        fire_id(task, scheduled, attempt),
+        task,
+        "t",
+        scheduled,
+        attempt,
+        outcome,
+        True,
+        scheduled,
+        scheduled + 5,
+        0,
+    )
+
+
+def test_without_a_filter_every_fire_id_is_resent_once_as_it_was() -> None:
+    candidates = [due("a", 100), due("a", 100), due("b", 200, 2)]
+    plan = plan_redrive(candidates, None, NOW)
+    assert [(r.due, r.action) for r in plan] == [
+        (candidates[0].due, Action.RESEND),
+        (candidates[2].due, Action.RESEND),
+    ]
+
+
+def test_failed_firings_get_the_next_attempt_and_keep_task_and_time() -> None:
+    recorded = {("a", 100): [result("a", 100, 1, Outcome.FAILED)]}
+    [redrive] = plan_redrive([due("a", 100)], recorded, NOW)
+    assert redrive.action is Action.NEXT_ATTEMPT
+    assert redrive.due.fire_id == "a:100:2"
+    assert (redrive.due.task_id, redrive.due.scheduled_at_ms, redrive.due.attempt) == ("a", 100, 2)
+    assert redrive.due.reason is FireReason.RETRY
+    assert redrive.due.emitted_at_ms == NOW
+    assert redrive.partition == 2  # the task's own partition
+
+
+def test_succeeded_firings_are_left_alone() -> None:
+    recorded = {
+        ("a", 100): [result("a", 100, 1, Outcome.FAILED), result("a", 100, 2, Outcome.SUCCEEDED)]
+    }
+    assert plan_redrive([due("a", 100), due("a", 100, 2)], recorded, NOW) == []
+
+
+def test_a_latest_attempt_without_outcome_is_resent_with_its_fire_id() -> None:
+    recorded = {("a", 100): [result("a", 100, 1, Outcome.FAILED)]}
+    [redrive] = plan_redrive([due("a", 100), due("a", 100, 2)], recorded, NOW)
+    assert (redrive.action, redrive.due.fire_id) == (Action.RESEND, "a:100:2")
+    [never_ran] = plan_redrive([due("b", 300)], {("b", 300): []}, NOW)
+    assert (never_ran.action, never_ran.due.fire_id) == (Action.RESEND, "b:300:1")
+
+
+def test_the_next_attempt_follows_the_highest_recorded_one() -> None:
+    # tasks.due outside the window had attempts 2 and 3; the history store knows them.
+    recorded = {("a", 100): [result("a", 100, n, Outcome.FAILED) for n in (1, 2, 3)]}
+    [redrive] = plan_redrive([due("a", 100)], recorded, NOW)
+    assert redrive.due.fire_id == "a:100:4"
+
+
+def test_advance_past_firings_moves_recurring_tasks_and_ends_one_time_ones() -> None:
+    spec = TaskSpec(IntervalSchedule(1_000, start_ms=0), HttpTarget("http://127.0.0.1/"))
+    state = TaskState("e", "t", spec, TaskStatus.SCHEDULED, 1_000, None, 0, 0, 0)
+    moved = advance_past_firings(state, 3_000, 3)
+    assert moved is not None
+    assert (moved.next_fire_ms, moved.last_fire_ms, moved.fire_count) == (4_000, 3_000, 3)
+    assert advance_past_firings(state, 500, 1) is state  # fired before its next run: nothing
+    from streams.core.model import AtSchedule
+
+    once = TaskState(
+        "o",
+        "t",
+        TaskSpec(AtSchedule(1_000), spec.target),
+        TaskStatus.SCHEDULED,
+        1_000,
+        None,
+        0,
+        0,
+        0,
+    )
+    assert advance_past_firings(once, 1_000, 1) is None
