@@ -20,7 +20,7 @@ from streams.core.model import HttpTarget, IntervalSchedule, RetryPolicy, TaskSp
 from streams.harness import CallbackSink, Pipeline, read_topic
 from streams.procs import stop
 from streams.records import decode_state, encode_due, encode_state
-from streams.topics import DUE, STATE, ensure_topics
+from streams.topics import COMMANDS, DEAD, DUE, STATE, ensure_topics
 from tests.integration.replaykit import (
     create_command,
     kronwheel,
@@ -129,6 +129,13 @@ def test_replay_state_rebuilds_the_changelog(settings: Settings) -> None:
 
     kronwheel(settings, "replay", "state")  # idempotent: the same records again
     assert changelog(settings) == rebuilt
+
+    produce_keyed(settings, DEAD, [("task-x", b"a dead letter")])
+    status = kronwheel(settings, "status").stdout
+    pending = status.split("pending tasks")[1].split("dead letters")[0].strip()
+    assert pending.splitlines()[-1].split() == ["total", "3"]
+    assert status.strip().splitlines()[-1].split() == [settings.topic(DEAD), "1"]
+    assert f"{settings.topic(COMMANDS)}" in status  # the processors' lag rows
 
 
 @pytest.mark.xfail(
