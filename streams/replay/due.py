@@ -26,16 +26,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from confluent_kafka import KafkaError, Message, Producer
-
-from streams.config import Settings, producer_config
+from streams.config import Settings
 from streams.core.errors import MalformedEvent
 from streams.core.events import DueTask, ExecutionResult, FireReason
 from streams.core.ids import fire_id
 from streams.core.model import Outcome
 from streams.ports import HistoryStore
 from streams.records import decode_due, encode_due
-from streams.replay.scan import ScanStats, scan_window
+from streams.replay.produce import produce_all
+from streams.replay.scan import ScanStats, log_malformed, scan_window
 from streams.replay.window import Window
 from streams.topics import DUE
 
@@ -161,18 +160,7 @@ def read_candidates(
                 due = decode_due(message.value() or b"")
             except MalformedEvent as exc:
                 report.malformed += 1
-                log.warning(
-                    "skipped malformed firing %s[%s]@%s: %s",
-                    message.topic(),
-                    message.partition(),
-                    message.offset(),
-                    exc,
-                    extra={
-                        "topic": message.topic(),
-                        "partition": message.partition(),
-                        "offset": message.offset(),
-                    },
-                )
+                log_malformed(log, "firing", message, exc)
                 continue
             if task_id is None or due.task_id == task_id:
                 candidates.append(Candidate(due, message.partition() or 0))
@@ -203,40 +191,17 @@ def replay_due(
 
 
 def produce_firings(settings: Settings, plan: Sequence[Redrive]) -> int:
-    """Produce to the partition each firing came from (the one its task lives on)."""
-    producer = Producer(producer_config(settings, "replay"))
-    errors: list[KafkaError] = []
-
-    def delivered(error: KafkaError | None, _message: Message) -> None:
-        if error is not None:
-            errors.append(error)
-
-    topic = settings.topic(DUE)
+    """Each firing goes to the partition it came from (the one its task lives on)."""
     for redrive in plan:
-        while True:
-            try:
-                producer.produce(
-                    topic,
-                    value=encode_due(redrive.due),
-                    key=redrive.due.task_id.encode(),
-                    partition=redrive.partition,
-                    on_delivery=delivered,
-                )
-                break
-            except BufferError:
-                producer.poll(0.05)
         log.debug(
-            "re-drove %s (%s) to %s[%d]",
+            "re-driving %s (%s) to partition %d",
             redrive.due.fire_id,
             redrive.action.value,
-            topic,
             redrive.partition,
-            extra={"task_id": redrive.due.task_id, "topic": topic, "partition": redrive.partition},
+            extra={"task_id": redrive.due.task_id, "partition": redrive.partition},
         )
-    remaining = producer.flush(30)
-    if remaining or errors:
-        raise RuntimeError(
-            f"{len(errors)} firings failed to produce ({errors[:3]}), {remaining} undelivered; "
-            "re-run the replay: it is safe to repeat"
-        )
-    return len(plan)
+    return produce_all(
+        settings,
+        settings.topic(DUE),
+        ((r.partition, r.due.task_id.encode(), encode_due(r.due)) for r in plan),
+    )

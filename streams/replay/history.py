@@ -17,7 +17,7 @@ from streams.core.errors import MalformedEvent
 from streams.core.events import ExecutionResult
 from streams.ports import HistoryStore
 from streams.records import decode_result
-from streams.replay.scan import ScanStats, scan_window
+from streams.replay.scan import ScanStats, log_malformed, scan_window
 from streams.replay.window import Window
 from streams.topics import RESULTS
 
@@ -52,18 +52,7 @@ def replay_history(
                 results.append(decode_result(message.value() or b""))
             except MalformedEvent as exc:
                 report.malformed += 1
-                log.warning(
-                    "skipped malformed result %s[%s]@%s: %s",
-                    message.topic(),
-                    message.partition(),
-                    message.offset(),
-                    exc,
-                    extra={
-                        "topic": message.topic(),
-                        "partition": message.partition(),
-                        "offset": message.offset(),
-                    },
-                )
+                log_malformed(log, "result", message, exc)
         if results:
             added = store.record_executions(results)
             report.inserted += added

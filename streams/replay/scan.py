@@ -170,3 +170,20 @@ def _estimated_total(
             begin = max(low, 0)
         total += max(0, high - begin)
     return total
+
+
+def log_malformed(logger: logging.Logger, what: str, message: Message, error: Exception) -> None:
+    """One line per skipped record, with topic[partition]@offset as text and as fields."""
+    logger.warning(
+        "skipped malformed %s %s[%s]@%s: %s",
+        what,
+        message.topic(),
+        message.partition(),
+        message.offset(),
+        error,
+        extra={
+            "topic": message.topic(),
+            "partition": message.partition(),
+            "offset": message.offset(),
+        },
+    )

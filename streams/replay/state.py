@@ -22,16 +22,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
-from confluent_kafka import ConsumerGroupState, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import ConsumerGroupState, KafkaException
 from confluent_kafka.admin import AdminClient
 
-from streams.config import Settings, kafka_config, producer_config
+from streams.config import Settings, kafka_config
 from streams.core.errors import MalformedEvent
 from streams.core.events import TaskCommand, TaskState
 from streams.core.schedule import next_fire_ms
 from streams.core.tasktable import TaskTable
 from streams.records import decode_command, decode_due, encode_state
-from streams.replay.scan import ScanStats, scan_window
+from streams.replay.produce import produce_all
+from streams.replay.scan import ScanStats, log_malformed, scan_window
 from streams.replay.window import Window
 from streams.topics import COMMANDS, DUE, STATE
 
@@ -138,8 +139,9 @@ def replay_state(
         for message in batch:
             try:
                 command = decode_command(message.value() or b"")
-            except MalformedEvent:
+            except MalformedEvent as exc:
                 report.malformed += 1
+                log_malformed(log, "command", message, exc)
                 continue
             fold.apply(message.partition() or 0, command, message.timestamp()[1])
     report.rejected = fold.rejected
@@ -200,38 +202,11 @@ def changelog_live_keys(settings: Settings, stats: ScanStats, *, progress: bool)
 
 
 def write_changelog(settings: Settings, rebuilt: dict[Slot, TaskState], stale: set[Slot]) -> int:
-    producer = Producer(producer_config(settings, "replay"))
-    errors: list[KafkaError] = []
-
-    def delivered(error: KafkaError | None, _message: Message) -> None:
-        if error is not None:
-            errors.append(error)
-
-    topic = settings.topic(STATE)
-    records: list[tuple[Slot, bytes | None]] = [
-        *((slot, encode_state(state)) for slot, state in rebuilt.items()),
-        *((slot, None) for slot in sorted(stale)),
+    records = [
+        *((p, task_id.encode(), encode_state(state)) for (p, task_id), state in rebuilt.items()),
+        *((p, task_id.encode(), None) for p, task_id in sorted(stale)),
     ]
-    for (partition, task_id), value in records:
-        while True:
-            try:
-                producer.produce(
-                    topic,
-                    value=value,
-                    key=task_id.encode(),
-                    partition=partition,
-                    on_delivery=delivered,
-                )
-                break
-            except BufferError:
-                producer.poll(0.05)
-    remaining = producer.flush(30)
-    if remaining or errors:
-        raise RuntimeError(
-            f"{len(errors)} changelog records failed ({errors[:3]}), {remaining} undelivered; "
-            "re-run the replay: it is safe to repeat"
-        )
-    return len(records)
+    return produce_all(settings, settings.topic(STATE), records)
 
 
 def refuse_while_processors_run(settings: Settings) -> None:

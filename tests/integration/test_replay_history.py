@@ -7,10 +7,13 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from streams.config import Settings
+from confluent_kafka import Producer
+
+from streams.config import Settings, producer_config
 from streams.core.model import Outcome
 from streams.harness import CallbackSink, Pipeline
 from streams.history.sqlite import SqliteHistoryStore
+from streams.topics import RESULTS
 from tests.integration.replaykit import (
     create_command,
     executions_by_task,
@@ -41,10 +44,16 @@ def test_replay_history_into_an_empty_store(
     history = executions_by_task(original, task_ids)
     assert all(runs[0].outcome is Outcome.SUCCEEDED for runs in history.values())
 
+    garbage = Producer(producer_config(settings, "test"))
+    garbage.produce(settings.topic(RESULTS), value=b"\x00 not avro", key=b"hist-0")
+    assert garbage.flush(10) == 0
+
     empty = replace(settings, data_dir=tmp_path / "rebuilt")
     window = ["--from", iso(start - 1_000), "--to", "now"]
     rebuilt = kronwheel(empty, "replay", "history", *window, "--progress", "always")
-    assert f"{TASKS} executions added" in rebuilt.stdout
+    assert f"{TASKS} executions added, 0 already in the store, 1 malformed skipped" in (
+        rebuilt.stdout
+    )
     assert "rec/s" in rebuilt.stderr  # the progress bar shows a rate
     store = SqliteHistoryStore(empty.history_db_path)
     assert executions_by_task(store, task_ids) == history
