@@ -37,6 +37,10 @@ class Settings:
     fetch_wait_max_ms: int = 50
     linger_ms: int = 5
     dispatch_concurrency: int = 256
+    # The processor keeps timers due within this horizon in memory; the rest
+    # wait in its on-disk index. Runs later than the grace are misfires.
+    wheel_horizon_ms: int = 60_000
+    misfire_grace_ms: int = 10_000
     # Where a role serves /metrics, /healthz and /readyz (0 = an ephemeral port).
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
@@ -83,6 +87,10 @@ class Settings:
             linger_ms=number("KRONWHEEL_LINGER_MS", base.linger_ms) or 0,
             dispatch_concurrency=number("KRONWHEEL_DISPATCH_CONCURRENCY", base.dispatch_concurrency)
             or base.dispatch_concurrency,
+            wheel_horizon_ms=number("KRONWHEEL_WHEEL_HORIZON_MS", base.wheel_horizon_ms)
+            or base.wheel_horizon_ms,
+            misfire_grace_ms=number("KRONWHEEL_MISFIRE_GRACE_MS", base.misfire_grace_ms)
+            or base.misfire_grace_ms,
             metrics_host=text("KRONWHEEL_METRICS_HOST") or base.metrics_host,
             metrics_port=number("KRONWHEEL_METRICS_PORT", None),
             slot=text("KRONWHEEL_SLOT") or base.slot,
@@ -103,6 +111,8 @@ class Settings:
             "KRONWHEEL_FETCH_WAIT_MAX_MS": str(self.fetch_wait_max_ms),
             "KRONWHEEL_LINGER_MS": str(self.linger_ms),
             "KRONWHEEL_DISPATCH_CONCURRENCY": str(self.dispatch_concurrency),
+            "KRONWHEEL_WHEEL_HORIZON_MS": str(self.wheel_horizon_ms),
+            "KRONWHEEL_MISFIRE_GRACE_MS": str(self.misfire_grace_ms),
             "KRONWHEEL_METRICS_HOST": self.metrics_host,
             "KRONWHEEL_SLOT": self.slot,
             "KRONWHEEL_LOG_FORMAT": self.log_format,
@@ -154,6 +164,9 @@ def producer_config(settings: Settings, role: str, **overrides: Any) -> dict[str
             "enable.idempotence": True,
             "linger.ms": settings.linger_ms,
             "compression.type": "lz4",
+            # The Java client's partitioner: a task id lands on the same
+            # partition whichever client produced its command.
+            "partitioner": "murmur2_random",
             **overrides,
         },
     )

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from streams.broker import free_loopback_port
-from streams.config import Settings, kafka_config
-from streams.procs import spawn, stop, wait_for_http_ok
+from streams.config import Settings, kafka_config, producer_config
+from streams.procs import kill, spawn, stop, wait_for_http_ok
 
 
 @dataclass
@@ -70,10 +70,12 @@ class Pipeline:
         self.roles.append(started)
         return started
 
-    def wait_for_log(self, role: RoleProcess, text: str, timeout_s: float = 60.0) -> None:
+    def wait_for_log(
+        self, role: RoleProcess, text: str, timeout_s: float = 60.0, occurrence: int = 1
+    ) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if text in role.log_text():
+            if role.log_text().count(text) >= occurrence:
                 return
             if role.process.poll() is not None:
                 raise RuntimeError(f"{role.role} exited early:\n{role.log_text()[-3000:]}")
@@ -95,6 +97,18 @@ class Pipeline:
             else:
                 self.wait_for_log(process, "assigned [")
         return started
+
+    def stop(self, role: RoleProcess) -> int:
+        """SIGTERM and wait: a clean shutdown that leaves the group."""
+        return stop(role.process)
+
+    def kill(self, role: RoleProcess) -> None:
+        """SIGKILL, as a crash would: no shutdown code runs."""
+        kill(role.process)
+
+    def restart(self, role: RoleProcess) -> RoleProcess:
+        """Start the role again in the dead process's slot (it fences its predecessor)."""
+        return self.start(role.role, slot=role.slot)
 
     def stop_all(self) -> dict[str, int]:
         codes = {}
@@ -170,6 +184,23 @@ class CallbackSink:
             await runner.cleanup()
 
         asyncio.run(main())
+
+
+def produce_records(
+    settings: Settings, topic: str, records: list[tuple[bytes | None, bytes | None]]
+) -> None:
+    """Produce records to a topic (its physical name, as ``read_topic`` takes) as another
+    service would: keyed, default partitioner; then flush."""
+    producer = Producer(producer_config(settings, "test-producer"))
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+    if producer.flush(30) != 0:
+        raise RuntimeError(f"could not deliver every record to {topic}")
 
 
 def read_topic(

@@ -339,12 +339,14 @@ def encode_dead_letter(dead: DeadLetter) -> bytes:
     )
 
 
-def dead_letter_for(message: KafkaMessage, reason: str, now_ms: int) -> DeadLetter:
+def dead_letter_for(
+    message: KafkaMessage, reason: str, now_ms: int, error_class: str = "MalformedEvent"
+) -> DeadLetter:
     """The dead letter of a consumed record that could not be used: reason plus original bytes."""
     key = message.key()
     return DeadLetter(
         reason=reason,
-        error_class="MalformedEvent",
+        error_class=error_class,
         source_topic=message.topic() or "",
         source_partition=message.partition() or 0,
         source_offset=message.offset() or 0,

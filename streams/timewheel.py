@@ -1,12 +1,26 @@
-"""The timewheel processor role: tasks.commands -> local task table -> tasks.due.
+"""The timewheel processor role: tasks.commands -> wheels in local state -> tasks.due.
 
-WALKING-SKELETON VERSION. It consumes commands, keeps the live tasks of its
-partitions in memory, writes their state to the changelog ``tasks.state`` and
-emits a DueTask when each falls due. It is deliberately simple, and it is NOT
-crash-safe yet: it does not restore from the changelog on assignment and does
-not use transactions, so a SIGKILL loses the pending tasks of its partitions.
-The timing-wheel issue replaces it with the hierarchical wheel, changelog
-restore and exactly-once transactions.
+A consume-transform-produce loop on confluent-kafka, exactly once:
+
+1. ``consume`` a batch of commands (waiting no longer than the next timer);
+2. apply them, and fire every timer that is due, in the partitions' wheels
+   (:mod:`streams.partition`): that yields changelog records, due events and
+   dead letters;
+3. write all of them, plus the consumed offsets
+   (``send_offsets_to_transaction``), in ONE Kafka transaction and commit.
+
+Firings that come from the clock are in the same transaction as the
+changelog record that moves their task on, so a crash before the commit
+loses both (on Kafka) and the restored task fires again with the same fire
+id; a crash after it has both. A transaction that must be aborted rewinds:
+each partition is restored again from the changelog and the consumer goes
+back to the committed offsets.
+
+On assignment a partition is restored from ``tasks.state`` before its first
+command is read, then what fell due while nobody owned it fires under each
+task's misfire policy. The transactional id is fixed per processor slot
+(``KRONWHEEL_SLOT``): a restarted processor fences its dead predecessor and
+ends its open transaction at once, instead of after the transaction timeout.
 """
 
 from __future__ import annotations
@@ -14,138 +28,278 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Iterable
+from pathlib import Path
 
-from confluent_kafka import Consumer, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
+from streams import metrics
+from streams.changelog import read_partition
 from streams.config import Settings, consumer_config, producer_config
 from streams.core.clock import Clock, SystemClock
-from streams.core.errors import MalformedEvent
-from streams.core.tasktable import Effects, TaskTable
 from streams.kafka_io import consume_batch
-from streams.records import (
-    dead_letter_for,
-    decode_command,
-    encode_dead_letter,
-    encode_due,
-    encode_state,
-)
+from streams.opsserver import start_ops_server
+from streams.partition import Output, PartitionWheel, WheelConfig
+from streams.statestore import PartitionStore
 from streams.topics import COMMANDS, DEAD, DUE, STATE
 
 log = logging.getLogger(__name__)
 
-# Longest a poll may block while nothing is due: bounds how late a command that
-# arrives during the wait is noticed when it is itself due at once.
+# The loop never blocks longer than this, so a command due at once is seen soon.
 MAX_POLL_WAIT_S = 0.05
-MAX_BATCH = 500
+# Commands per transaction: bounds the work lost to an abort and the time
+# between commits under load.
+MAX_BATCH = 2_000
+TRANSACTION_TIMEOUT_MS = 10_000
+SIZES_EVERY_S = 5.0
+
+
+def state_dir(data_dir: Path, slot: str) -> Path:
+    return data_dir / "state" / f"processor-{slot}"
 
 
 def group_id(settings: Settings) -> str:
     return f"{settings.topic_prefix}kronwheel-processors"
 
 
+def transactional_id(settings: Settings) -> str:
+    return f"{settings.topic_prefix}kronwheel-processor-{settings.slot}"
+
+
 class Processor:
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock | None = None, config: WheelConfig | None = None
+    ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.tables: dict[int, TaskTable] = {}
+        self.config = config or WheelConfig(
+            horizon_ms=settings.wheel_horizon_ms, misfire_grace_ms=settings.misfire_grace_ms
+        )
+        self.partitions: dict[int, PartitionWheel] = {}
         self._topics = {name: settings.topic(name) for name in (COMMANDS, STATE, DUE, DEAD)}
-        self._consumer = Consumer(consumer_config(settings, "processor", group_id(settings)))
-        self._producer = Producer(producer_config(settings, "processor"))
+        self._consumer = Consumer(
+            consumer_config(
+                settings,
+                "processor",
+                group_id(settings),
+                **{"enable.partition.eof": False},
+            )
+        )
+        self._producer = Producer(
+            producer_config(
+                settings,
+                "processor",
+                **{
+                    "transactional.id": transactional_id(settings),
+                    "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                },
+            )
+        )
+        self._state_dir = state_dir(settings.data_dir, settings.slot)
+        self._pending: list[Output] = []  # from restores, written with the next transaction
         self._stop = threading.Event()
-        self.fired = 0
+        self._assigned_at_least_once = False
+        self.committed_transactions = 0
 
     def stop(self) -> None:
         self._stop.set()
 
+    # --- the loop ----------------------------------------------------------------
+
     def run(self) -> None:
+        self._producer.init_transactions(30)  # fences a dead predecessor in this slot
         self._consumer.subscribe(
             [self._topics[COMMANDS]],
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
-            on_lost=self._on_revoke,
+            on_lost=self._on_lost,
         )
-        log.info("processor started, group %s", group_id(self.settings))
+        ops = start_ops_server(
+            self.settings.metrics_host, self.settings.metrics_port, self._readiness, "processor"
+        )
+        log.info(
+            "processor started: group %s, transactional id %s",
+            group_id(self.settings),
+            transactional_id(self.settings),
+        )
+        sizes_at = 0.0
         try:
             while not self._stop.is_set():
                 messages = consume_batch(self._consumer, MAX_BATCH, self._poll_wait_s())
-                now_ms = self.clock.now_ms()
-                for message in messages:
-                    self._handle(message, now_ms)
-                for partition, table in self.tables.items():
-                    self._emit(partition, table.fire_due(self.clock.now_ms()))
-                self._producer.poll(0)
-                if messages:
-                    # State and dead letters must be on the broker before the
-                    # commands that caused them are marked consumed.
-                    self._producer.flush(10)
-                    self._consumer.commit(asynchronous=True)
+                self._step(messages)
+                if time.monotonic() - sizes_at > SIZES_EVERY_S:
+                    sizes_at = time.monotonic()
+                    for wheel in self.partitions.values():
+                        wheel.report_sizes()
         finally:
-            self._producer.flush(10)
+            if ops is not None:
+                ops.stop()
             self._consumer.close()
-            log.info("processor stopped after %d firings", self.fired)
+            self._producer.flush(10)
+            for wheel in self.partitions.values():
+                wheel.close()
+            log.info("processor stopped after %d transactions", self.committed_transactions)
+
+    def _step(self, messages: list[Message]) -> None:
+        now_ms = self.clock.now_ms()
+        outputs, self._pending = self._pending, []
+        consumed = False
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise KafkaException(error)
+                log.warning("consume error: %s", error)
+                continue
+            wheel = self.partitions.get(message.partition() or 0)
+            if wheel is None:  # revoked while in flight: its new owner reads it again
+                continue
+            consumed = True
+            outputs.extend(wheel.handle(message, now_ms))
+        for wheel in self.partitions.values():
+            outputs.extend(wheel.tick(now_ms))
+        if outputs or consumed:
+            self._transact(outputs, consumed)
+        for wheel in self.partitions.values():
+            wheel.store.commit()
 
     def _poll_wait_s(self) -> float:
-        dues = [d for t in self.tables.values() if (d := t.next_due_ms()) is not None]
-        if not dues:
+        if self._pending:
+            return 0.0
+        wakeups = [w for p in self.partitions.values() if (w := p.next_wakeup_ms()) is not None]
+        if not wakeups:
             return MAX_POLL_WAIT_S
-        return max(0.0, min(MAX_POLL_WAIT_S, (min(dues) - self.clock.now_ms()) / 1000))
+        return max(0.0, min(MAX_POLL_WAIT_S, (min(wakeups) - self.clock.now_ms()) / 1000))
 
-    def _handle(self, message: Message, now_ms: int) -> None:
-        error = message.error()
-        if error is not None:
-            log.warning("consume error: %s", error)
-            return
-        partition = message.partition() or 0
-        table = self.tables.setdefault(partition, TaskTable())
+    # --- transactions ------------------------------------------------------------
+
+    def _transact(self, outputs: list[Output], consumed: bool) -> None:
         try:
-            command = decode_command(message.value() or b"")
-            self._emit(partition, table.apply(command, now_ms))
-        except MalformedEvent as exc:
-            self._dead_letter(message, str(exc), now_ms)
+            self._producer.begin_transaction()
+            for output in outputs:
+                self._produce(output)
+            if consumed:
+                positions = [tp for tp in self._consumer.position(self._owned()) if tp.offset >= 0]
+                self._producer.send_offsets_to_transaction(
+                    positions, self._consumer.consumer_group_metadata(), 30
+                )
+            self._commit()
+            self.committed_transactions += 1
+            metrics.TRANSACTIONS.labels(result="committed").inc()
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if error.fatal() or not (error.txn_requires_abort() or error.retriable()):
+                # Fenced by a newer instance of this slot, or worse: this
+                # process must not write again. Exit; the supervisor restarts it.
+                log.error("fatal transaction error, exiting: %s", error)
+                raise
+            log.warning("transaction aborted, rewinding: %s", error)
+            self._producer.abort_transaction(30)
+            metrics.TRANSACTIONS.labels(result="aborted").inc()
+            self._rewind()
 
-    def _emit(self, partition: int, effects: Effects) -> None:
-        for change in effects.changes:
-            self._producer.produce(
-                self._topics[STATE],
-                key=change.task_id.encode(),
-                value=encode_state(change.state) if change.state else None,
-                partition=partition,
-            )
-        for due in effects.firings:
-            self._producer.produce(
-                self._topics[DUE],
-                key=due.task_id.encode(),
-                value=encode_due(due),
-                partition=partition,
-            )
-            self.fired += 1
-            log.debug(
-                "fired %s lateness=%dms", due.fire_id, due.emitted_at_ms - due.scheduled_at_ms
-            )
+    def _commit(self) -> None:
+        for attempt in range(5):
+            try:
+                self._producer.commit_transaction(30)
+                return
+            except KafkaException as exc:
+                error: KafkaError = exc.args[0]
+                if not error.retriable() or attempt == 4:
+                    raise
+                log.warning("commit failed, retrying: %s", error)
 
-    def _dead_letter(self, message: Message, reason: str, now_ms: int) -> None:
-        log.warning(
-            "dead letter %s[%s]@%s: %s",
-            message.topic(),
-            message.partition(),
-            message.offset(),
-            reason,
-        )
-        dead = dead_letter_for(message, reason, now_ms)
-        self._producer.produce(
-            self._topics[DEAD], key=message.key(), value=encode_dead_letter(dead)
-        )
+    def _produce(self, output: Output) -> None:
+        while True:
+            try:
+                self._producer.produce(
+                    self._topics[output.topic],
+                    key=output.key,
+                    value=output.value,
+                    headers=output.headers,
+                    # -1: let the partitioner choose (the one-partition dead letter topic)
+                    partition=-1 if output.partition is None else output.partition,
+                )
+                return
+            except BufferError:  # the local queue is full: let it drain
+                self._producer.poll(0.05)
+
+    def _rewind(self) -> None:
+        """After an abort: rebuild every partition from the changelog, seek to committed."""
+        owned = self._owned()
+        for wheel in self.partitions.values():
+            wheel.close()
+        self.partitions.clear()
+        self._pending = []
+        for tp in owned:
+            self._restore(tp.partition)
+        committed = self._consumer.committed(owned, timeout=30)
+        for tp in committed:
+            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+            self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+
+    def _owned(self) -> list[TopicPartition]:
+        return [TopicPartition(self._topics[COMMANDS], p) for p in sorted(self.partitions)]
+
+    # --- partitions come and go -----------------------------------------------
 
     def _on_assign(self, _consumer: Consumer, partitions: Iterable[TopicPartition]) -> None:
-        for tp in partitions:
-            self.tables.setdefault(tp.partition, TaskTable())
-        log.info("assigned %s", sorted(tp.partition for tp in partitions))
+        numbers = sorted(tp.partition for tp in partitions)
+        for number in numbers:
+            self._restore(number)
+        self._assigned_at_least_once = True
+        log.info("assigned %s (restored; owns %s)", numbers, sorted(self.partitions))
+
+    def _restore(self, number: int) -> None:
+        started = time.monotonic()
+        store = PartitionStore(self._state_dir / f"{self._topics[STATE]}-{number}.sqlite3")
+        wheel = PartitionWheel(number, store, self.clock.now_ms(), self.config)
+        records = wheel.restore(read_partition(self.settings, self._topics[STATE], number))
+        self._pending.extend(wheel.start(self.clock.now_ms()))
+        self.partitions[number] = wheel
+        wheel.report_sizes()
+        elapsed = time.monotonic() - started
+        metrics.RESTORE_DURATION.observe(elapsed)
+        log.info(
+            "restored %s[%d]: %d records, %d live tasks, %d timers in the wheel, in %.2f s",
+            self._topics[STATE],
+            number,
+            records,
+            len(store),
+            len(wheel.wheel),
+            elapsed,
+        )
 
     def _on_revoke(self, _consumer: Consumer, partitions: Iterable[TopicPartition]) -> None:
-        for tp in partitions:
-            self.tables.pop(tp.partition, None)
-        log.info("revoked %s", sorted(tp.partition for tp in partitions))
+        # No transaction is open here: callbacks run inside consume(), and the
+        # loop commits before it consumes again.
+        self._drop(partitions, "revoked")
+
+    def _on_lost(self, _consumer: Consumer, partitions: Iterable[TopicPartition]) -> None:
+        self._drop(partitions, "lost")
+
+    def _drop(self, partitions: Iterable[TopicPartition], why: str) -> None:
+        numbers = sorted(tp.partition for tp in partitions)
+        for number in numbers:
+            wheel = self.partitions.pop(number, None)
+            if wheel is not None:
+                wheel.close()
+        # Outputs from a restore of a partition we no longer own must not be written.
+        self._pending = [o for o in self._pending if o.partition not in numbers]
+        log.info("%s %s (owns %s)", why, numbers, sorted(self.partitions))
+
+    def _readiness(self) -> tuple[bool, dict[str, object]]:
+        ready = self._assigned_at_least_once and not self._stop.is_set()
+        return ready, {"partitions": sorted(self.partitions)}
 
 
 def run_processor(settings: Settings) -> None:

@@ -4,6 +4,18 @@ Expressions have 5 fields (minute first) or 6 fields with seconds FIRST
 (``*/10 * * * * *`` = every ten seconds), as Quartz and Spring write them.
 Times are evaluated in the task's IANA zone, so ``0 9 * * MON-FRI`` in
 ``Europe/Berlin`` fires at 09:00 Berlin time on both sides of a DST change.
+
+DST, explicitly:
+
+* spring forward: a local time that does not exist that day (02:30 in Berlin
+  on the last Sunday of March) fires once, at the first valid instant after
+  the gap (03:00 CEST). croniter 7 already does this.
+* fall back: a local time that happens twice (02:30 in Berlin on the last
+  Sunday of October) fires once, at its first occurrence, when the hour field
+  names hours (``30 2 * * *``). croniter would fire both occurrences, so the
+  second one (``fold=1``) is passed over here. An expression whose hour field
+  is a wildcard (``*/15 * * * *``) is about elapsed time and keeps firing
+  through the repeated hour, as Vixie cron does.
 """
 
 from __future__ import annotations
@@ -43,10 +55,26 @@ def validate_timezone(name: str) -> bool:
 
 def next_cron_ms(expression: str, timezone: str, after_ms: int) -> int | None:
     """The first instant strictly after ``after_ms`` that the expression matches."""
-    start = (_EPOCH + timedelta(milliseconds=after_ms)).astimezone(zone(timezone))
-    iterator = croniter(expression, start, second_at_beginning=len(expression.split()) == 6)
-    try:
-        following = iterator.get_next(datetime)
-    except StopIteration:  # croniter gives up on expressions that never match (Feb 30)
-        return None
-    return int((following - _EPOCH) // _ONE_MS)
+    fields = expression.split()
+    tz = zone(timezone)
+    start = (_EPOCH + timedelta(milliseconds=after_ms)).astimezone(tz)
+    iterator = croniter(expression, start, second_at_beginning=len(fields) == 6)
+    hour_field = fields[2] if len(fields) == 6 else fields[1]
+    names_hours = not hour_field.startswith("*")
+    # A fall-back day repeats at most one hour: even an every-second expression
+    # matches at most 3,600 times in it, once a year.
+    for _ in range(3_602):
+        try:
+            following: datetime = iterator.get_next(datetime)
+        except StopIteration:  # croniter gives up on expressions that never match (Feb 30)
+            return None
+        instant = following.astimezone(UTC)
+        if names_hours and _is_repeated_wall_time(instant, tz):
+            continue
+        return int((instant - _EPOCH) // _ONE_MS)
+    raise AssertionError(f"{expression!r} in {timezone}: no fire time after {after_ms}")
+
+
+def _is_repeated_wall_time(instant: datetime, tz: ZoneInfo) -> bool:
+    """True when ``instant`` is the second occurrence of its local wall time."""
+    return instant.astimezone(tz).fold == 1

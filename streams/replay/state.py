@@ -2,13 +2,15 @@
 
 For a lost or corrupted changelog. Run it with the processors stopped (it
 refuses while the processors' group has members, unless forced): it folds
-every partition's commands, in order, through the processor's own command
-state machine, with each command's record timestamp as "now", so the rebuilt
-state is what the processors computed when they applied them. Firings are not
-commands, so tasks.due is read too: a task is moved past the runs it already
-fired (a one-time task that fired is over), otherwise the processors would
-fire every past run again on restore. Dispatchers would drop those repeats by
-fire id, but a long-running cron task with ``fire_all`` would flood tasks.due.
+every partition's commands, in order, through the processors' own state
+machine (``streams.core.lifecycle.apply_command``, which derives everything
+from each command's ``issued_at_ms``), so the rebuilt state is what the
+processors computed when they applied them. Firings are not commands, so
+tasks.due is read too: a task is moved past the runs it already fired, and
+retries that were already emitted are dropped (a one-time task that fired is
+over once its retry window is), otherwise the processors would fire every
+past run again on restore. Dispatchers would drop those repeats by fire id,
+but a long-running cron task with ``fire_all`` would flood tasks.due.
 
 Then every live task's state is written to the changelog partition of its
 commands partition, and every key the changelog still holds that is no longer
@@ -27,9 +29,9 @@ from confluent_kafka.admin import AdminClient
 
 from streams.config import Settings, kafka_config
 from streams.core.errors import MalformedEvent
-from streams.core.events import TaskCommand, TaskState
+from streams.core.events import DueTask, TaskCommand, TaskState, TaskStatus
+from streams.core.lifecycle import apply_command, next_due_ms
 from streams.core.schedule import next_fire_ms
-from streams.core.tasktable import TaskTable
 from streams.records import decode_command, decode_due, encode_state
 from streams.replay.produce import produce_all
 from streams.replay.scan import ScanStats, log_malformed, scan_window
@@ -48,50 +50,82 @@ _ACTIVE_GROUP_STATES = {
 
 
 class CommandFold:
-    """The live tasks of every partition after applying commands in order.
+    """The state of every task after applying its partition's commands in order.
 
-    Uses the processor's own command logic, so a rebuilt state is exactly the
-    one the processor would have written.
+    Folds through the processor's own state machine (``apply_command``), so a
+    rebuilt state is exactly the one the processor wrote: duplicates, rejected
+    and ignored commands change nothing here either.
     """
 
     def __init__(self) -> None:
-        self._tables: dict[int, TaskTable] = {}
         self._states: dict[Slot, TaskState | None] = {}
         self.rejected = 0
 
     def apply(self, partition: int, command: TaskCommand, now_ms: int) -> None:
-        table = self._tables.setdefault(partition, TaskTable())
-        try:
-            effects = table.apply(command, now_ms)
-        except MalformedEvent as exc:
-            # The processor sent this one to tasks.dead: it changed nothing then either.
+        slot = (partition, command.task_id)
+        transition = apply_command(self._states.get(slot), command, now_ms)
+        if transition.rejected:
+            # The processor refused it too (and logged why); it changed nothing.
             self.rejected += 1
-            log.debug("command %s not applied: %s", command.command_id, exc)
+            log.debug("command %s not applied: %s", command.command_id, transition.reason)
             return
-        for change in effects.changes:
-            self._states[(partition, change.task_id)] = change.state
+        self._states[slot] = transition.state
 
     def live(self) -> dict[Slot, TaskState]:
         return {slot: state for slot, state in self._states.items() if state is not None}
 
 
-def advance_past_firings(state: TaskState, last_fired_ms: int, fired: int) -> TaskState | None:
-    """The state after the runs up to ``last_fired_ms`` fired; None when that ends it.
+def advance_past_firings(state: TaskState, fired: FiredRuns) -> TaskState | None:
+    """The state once the runs and retries ``tasks.due`` shows were fired; None when
+    nothing is left for the task to do.
 
     Pure. Runs already fired are not fired again; the runs between the last
-    firing and now are left to the processor's misfire policy on restore.
+    firing and now are left to the processor's misfire policy on restore. A
+    task that finished stays while its retry window lasts, as the processor
+    keeps it.
     """
-    if state.next_fire_ms is None or last_fired_ms < state.next_fire_ms:
-        return state
-    following = next_fire_ms(state.spec.schedule, last_fired_ms)
-    if following is None:
-        return None
-    return replace(
+    advanced = replace(
         state,
-        next_fire_ms=following,
-        last_fire_ms=last_fired_ms,
-        fire_count=max(state.fire_count, fired),
+        pending_retries=tuple(
+            r for r in state.pending_retries if (r.scheduled_at_ms, r.attempt) not in fired.retries
+        ),
     )
+    last = fired.last_scheduled_ms
+    if (
+        last is not None
+        and state.status is TaskStatus.SCHEDULED
+        and state.next_fire_ms is not None
+        and last >= state.next_fire_ms
+    ):
+        following = next_fire_ms(state.spec.schedule, last)
+        advanced = replace(
+            advanced,
+            next_fire_ms=following,
+            last_fire_ms=last,
+            fire_count=max(state.fire_count, fired.runs),
+            status=TaskStatus.SCHEDULED if following is not None else TaskStatus.COMPLETED,
+        )
+    if advanced == state:
+        return state
+    return advanced if next_due_ms(advanced) is not None else None
+
+
+@dataclass
+class FiredRuns:
+    """What tasks.due shows of one task: its latest scheduled run, how many runs
+    fired (first attempts), and the retries (scheduled ms, attempt) emitted."""
+
+    last_scheduled_ms: int | None = None
+    runs: int = 0
+    retries: set[tuple[int, int]] = field(default_factory=set)
+
+    def add(self, due: DueTask) -> None:
+        if due.attempt > 1:
+            self.retries.add((due.scheduled_at_ms, due.attempt))
+            return
+        self.runs += 1
+        if self.last_scheduled_ms is None or due.scheduled_at_ms > self.last_scheduled_ms:
+            self.last_scheduled_ms = due.scheduled_at_ms
 
 
 @dataclass
@@ -147,7 +181,7 @@ def replay_state(
     report.rejected = fold.rejected
     live = fold.live()
 
-    last_fired: dict[str, tuple[int, int]] = {}  # task -> (latest scheduled ms, firings)
+    fired: dict[str, FiredRuns] = {}
     for batch in scan_window(
         settings,
         settings.topic(DUE),
@@ -160,15 +194,13 @@ def replay_state(
             try:
                 due = decode_due(message.value() or b"")
             except MalformedEvent:
-                continue
-            latest, count = last_fired.get(due.task_id, (due.scheduled_at_ms, 0))
-            first_attempt = 1 if due.attempt == 1 else 0
-            last_fired[due.task_id] = (max(latest, due.scheduled_at_ms), count + first_attempt)
+                continue  # the dispatchers dead-lettered it; it fired nothing
+            fired.setdefault(due.task_id, FiredRuns()).add(due)
 
     rebuilt: dict[Slot, TaskState] = {}
     for slot, state in live.items():
-        fired = last_fired.get(slot[1])
-        advanced = advance_past_firings(state, *fired) if fired else state
+        runs = fired.get(slot[1])
+        advanced = advance_past_firings(state, runs) if runs else state
         if advanced is not state:
             report.advanced += 1
         if advanced is not None:

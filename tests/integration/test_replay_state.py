@@ -9,7 +9,6 @@ import subprocess
 import sys
 from dataclasses import replace
 
-import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
@@ -138,11 +137,6 @@ def test_replay_state_rebuilds_the_changelog(settings: Settings) -> None:
     assert f"{settings.topic(COMMANDS)}" in status  # the processors' lag rows
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the processor that restores its partitions from tasks.state on "
-    "assignment (the timewheel rewrite); the walking skeleton starts empty",
-)
 def test_processors_restore_every_pending_task_after_replay_state(
     settings: Settings, pipeline: Pipeline
 ) -> None:

@@ -24,6 +24,8 @@ def test_to_env_round_trips_through_from_env() -> None:
         metrics_port=0,
         slot="processor-1",
         log_format="json",
+        wheel_horizon_ms=30_000,
+        misfire_grace_ms=5_000,
     )
     assert Settings.from_env(settings.to_env()) == settings
     assert Settings.from_env(Settings().to_env()) == Settings()

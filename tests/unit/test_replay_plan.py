@@ -1,10 +1,26 @@
 """Which firings ``replay due`` re-drives, and as which attempt (pure)."""
 
-from streams.core.events import DueTask, ExecutionResult, FireReason, TaskState, TaskStatus
+from dataclasses import replace
+
+from streams.core.events import (
+    DueTask,
+    ExecutionResult,
+    FireReason,
+    RetryRequest,
+    TaskState,
+    TaskStatus,
+)
 from streams.core.ids import fire_id
-from streams.core.model import HttpTarget, IntervalSchedule, Outcome, RetryPolicy, TaskSpec
+from streams.core.model import (
+    AtSchedule,
+    HttpTarget,
+    IntervalSchedule,
+    Outcome,
+    RetryPolicy,
+    TaskSpec,
+)
 from streams.replay.due import Action, Candidate, plan_redrive
-from streams.replay.state import advance_past_firings
+from streams.replay.state import FiredRuns, advance_past_firings
 
 NOW = 1_800_000_000_000
 
@@ -83,24 +99,52 @@ def test_the_next_attempt_follows_the_highest_recorded_one() -> None:
     assert redrive.due.fire_id == "a:100:4"
 
 
-def test_advance_past_firings_moves_recurring_tasks_and_ends_one_time_ones() -> None:
+def fired(*dues: tuple[int, int]) -> FiredRuns:
+    runs = FiredRuns()
+    for scheduled, attempt in dues:
+        runs.add(due("e", scheduled, attempt).due)
+    return runs
+
+
+def test_advance_past_firings_moves_a_recurring_task_past_what_fired() -> None:
     spec = TaskSpec(IntervalSchedule(1_000, start_ms=0), HttpTarget("http://127.0.0.1/"))
     state = TaskState("e", "t", spec, TaskStatus.SCHEDULED, 1_000, None, 0, 0, 0)
-    moved = advance_past_firings(state, 3_000, 3)
+    moved = advance_past_firings(state, fired((1_000, 1), (2_000, 1), (3_000, 1)))
     assert moved is not None
     assert (moved.next_fire_ms, moved.last_fire_ms, moved.fire_count) == (4_000, 3_000, 3)
-    assert advance_past_firings(state, 500, 1) is state  # fired before its next run: nothing
-    from streams.core.model import AtSchedule
+    assert advance_past_firings(state, fired((500, 1))) is state  # before its next run
 
+
+def test_a_fired_one_time_task_ends_unless_retries_may_still_come() -> None:
+    target = HttpTarget("http://127.0.0.1/")
     once = TaskState(
-        "o",
-        "t",
-        TaskSpec(AtSchedule(1_000), spec.target),
-        TaskStatus.SCHEDULED,
+        "o", "t", TaskSpec(AtSchedule(1_000), target), TaskStatus.SCHEDULED, 1_000, None, 0, 0, 0
+    )
+    assert advance_past_firings(once, fired((1_000, 1))) is None
+    retried = replace(once, spec=replace(once.spec, retry=RetryPolicy(max_attempts=3)))
+    kept = advance_past_firings(retried, fired((1_000, 1)))
+    assert kept is not None
+    assert (kept.status, kept.last_fire_ms, kept.next_fire_ms) == (
+        TaskStatus.COMPLETED,
         1_000,
         None,
-        0,
-        0,
-        0,
     )
-    assert advance_past_firings(once, 1_000, 1) is None
+
+
+def test_retries_already_emitted_are_dropped() -> None:
+    spec = TaskSpec(AtSchedule(1_000), HttpTarget("http://127.0.0.1/"), retry=RetryPolicy(3))
+    state = TaskState(
+        "r",
+        "t",
+        spec,
+        TaskStatus.COMPLETED,
+        None,
+        1_000,
+        1,
+        0,
+        0,
+        pending_retries=(RetryRequest(1_000, 2, 3_000), RetryRequest(1_000, 3, 9_000)),
+    )
+    advanced = advance_past_firings(state, fired((1_000, 1), (1_000, 2)))
+    assert advanced is not None
+    assert advanced.pending_retries == (RetryRequest(1_000, 3, 9_000),)

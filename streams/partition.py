@@ -1,0 +1,261 @@
+"""One partition of the processor: its on-disk index, its wheel, its outputs.
+
+No Kafka here: records come in as :class:`~streams.ports.KafkaMessage`
+values and leave as :class:`Output` values that the processor writes inside
+its transaction, so this is tested with plain objects and a fake clock.
+
+Memory is bounded by a horizon. Every task is in the :class:`PartitionStore`
+(on disk) with the time of its next timer; only timers due before
+``promoted_until_ms`` sit in the in-memory wheel. Every ``promote_step_ms``
+the horizon moves on and the index hands over the tasks that came into it.
+A task whose timer changes goes to the wheel if the new time is inside the
+horizon, and to the index alone otherwise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from streams import metrics
+from streams.core.errors import MalformedEvent
+from streams.core.events import DueTask, TaskState
+from streams.core.lifecycle import Outcome, Transition, apply_command, fire, next_due_ms
+from streams.core.timingwheel import TimingWheel
+from streams.ports import KafkaMessage
+from streams.records import (
+    dead_letter_for,
+    decode_command,
+    decode_state,
+    encode_dead_letter,
+    encode_due,
+    encode_state,
+)
+from streams.statestore import PartitionStore
+from streams.topics import DEAD, DUE, STATE
+
+log = logging.getLogger(__name__)
+
+# Changelog records carry their task's next timer in a header, so a restore
+# can fill the index without decoding a million Avro records. A record
+# without it (written by another tool) is decoded instead.
+DUE_HEADER = "kw-due-ms"
+
+
+Headers = list[tuple[str, str | bytes | None]] | None
+# key, value (None: tombstone), headers
+ChangelogRecord = tuple[bytes, bytes | None, Headers]
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A record to write in the current transaction (topic is the contract name)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None
+    headers: Headers = None
+
+
+@dataclass(frozen=True, slots=True)
+class WheelConfig:
+    horizon_ms: int = 60_000
+    promote_step_ms: int = 1_000
+    misfire_grace_ms: int = 10_000
+
+
+class PartitionWheel:
+    def __init__(
+        self, partition: int, store: PartitionStore, now_ms: int, config: WheelConfig
+    ) -> None:
+        self.partition = partition
+        self.store = store
+        self.config = config
+        self.wheel: TimingWheel[str] = TimingWheel(now_ms)
+        self.promoted_until_ms: int | None = None  # nothing promoted before start()
+        self._due_now: list[str] = []
+
+    # --- restore ------------------------------------------------------------
+
+    def restore(self, records: Iterable[ChangelogRecord]) -> int:
+        """Fill the index from changelog records, oldest first; returns how many were read."""
+        count = 0
+
+        def rows() -> Iterable[tuple[str, int | None, bytes | None]]:
+            nonlocal count
+            for key, value, headers in records:
+                count += 1
+                if value is None:
+                    yield key.decode(), None, None
+                elif has_due_header(headers):
+                    yield key.decode(), due_from_header(headers), value
+                else:
+                    yield key.decode(), next_due_ms(decode_state(value)), value
+
+        self.store.load(rows())
+        self.store.create_due_index()
+        return count
+
+    def start(self, now_ms: int) -> list[Output]:
+        """After the restore: load the horizon and fire what fell due meanwhile."""
+        self.wheel = TimingWheel(now_ms)
+        self.promoted_until_ms = now_ms + self.config.horizon_ms
+        for task_id, due_ms in self.store.due_before(None, self.promoted_until_ms):
+            if not self.wheel.add(task_id, due_ms):
+                self._due_now.append(task_id)
+        return self.tick(now_ms)
+
+    # --- commands and time ---------------------------------------------------
+
+    def handle(self, message: KafkaMessage, now_ms: int) -> list[Output]:
+        """Apply one record of tasks.commands; a bad one becomes a dead letter."""
+        outputs: list[Output] = []
+        try:
+            command = decode_command(message.value() or b"")
+            if message.key() != command.task_id.encode():
+                raise MalformedEvent(
+                    f"key {message.key()!r} is not the task id {command.task_id!r}: "
+                    "commands must be keyed by task id"
+                )
+        except MalformedEvent as exc:
+            metrics.COMMANDS.labels(kind="unknown", result=Outcome.REJECTED).inc()
+            return [self._dead_letter(message, str(exc), "MalformedEvent", now_ms)]
+        data = self.store.get(command.task_id)
+        state = decode_state(data) if data is not None else None
+        transition = apply_command(state, command, now_ms)
+        metrics.COMMANDS.labels(kind=command.kind.value, result=transition.outcome).inc()
+        if transition.rejected:
+            return [self._dead_letter(message, transition.reason, "RejectedCommand", now_ms)]
+        if transition.outcome == Outcome.IGNORED:
+            log.info(
+                "ignored %s %s[%s]@%s task=%s: %s",
+                command.kind.value,
+                message.topic(),
+                message.partition(),
+                message.offset(),
+                command.task_id,
+                transition.reason,
+            )
+        outputs.extend(self._apply(command.task_id, data is not None, transition))
+        outputs.extend(self.tick(now_ms))  # a trigger or a past-due create fires at once
+        return outputs
+
+    def tick(self, now_ms: int) -> list[Output]:
+        """Fire every timer due by ``now_ms``; move the horizon on when its step comes."""
+        outputs: list[Output] = []
+        if self.promoted_until_ms is None:
+            return outputs
+        if now_ms + self.config.horizon_ms - self.promoted_until_ms >= self.config.promote_step_ms:
+            self._promote(now_ms + self.config.horizon_ms)
+        while True:
+            expired = [task_id for task_id, _ in self.wheel.advance(now_ms)]
+            expired.extend(self._due_now)
+            self._due_now = []
+            if not expired:
+                return outputs
+            for task_id in expired:
+                data = self.store.get(task_id)
+                if data is None:
+                    continue  # ended since its timer was set
+                transition = fire(decode_state(data), now_ms, self.config.misfire_grace_ms)
+                outputs.extend(self._apply(task_id, True, transition))
+
+    def next_wakeup_ms(self) -> int | None:
+        """When ``tick`` next has work: a timer, or the horizon's next step."""
+        if self.promoted_until_ms is None:
+            return None
+        step_at = self.promoted_until_ms - self.config.horizon_ms + self.config.promote_step_ms
+        expiry = self.wheel.next_expiry_ms()
+        return step_at if expiry is None else min(expiry, step_at)
+
+    def report_sizes(self) -> None:
+        label = str(self.partition)
+        metrics.WHEEL_TIMERS.labels(partition=label).set(len(self.wheel))
+        metrics.INDEX_TASKS.labels(partition=label).set(len(self.store))
+
+    def close(self) -> None:
+        label = str(self.partition)
+        metrics.WHEEL_TIMERS.labels(partition=label).set(0)
+        metrics.INDEX_TASKS.labels(partition=label).set(0)
+        self.store.close()
+
+    # --- internals -------------------------------------------------------------
+
+    def _promote(self, until_ms: int) -> None:
+        for task_id, due_ms in self.store.due_before(self.promoted_until_ms, until_ms):
+            if not self.wheel.add(task_id, due_ms):
+                self._due_now.append(task_id)
+        self.promoted_until_ms = until_ms
+
+    def _apply(self, task_id: str, existed: bool, transition: Transition) -> list[Output]:
+        outputs: list[Output] = []
+        key = task_id.encode()
+        for written in transition.writes:
+            outputs.append(self._changelog(key, written))
+        if transition.writes:
+            final = transition.writes[-1]
+            if final is None:
+                self.store.delete(task_id)
+                self.wheel.cancel(task_id)
+            else:
+                due_ms = next_due_ms(final)
+                self.store.put(task_id, outputs[-1].value or b"", due_ms, existed)
+                self._set_timer(task_id, due_ms)
+        for due in transition.firings:
+            outputs.append(self._due(key, due))
+        return outputs
+
+    def _set_timer(self, task_id: str, due_ms: int | None) -> None:
+        assert self.promoted_until_ms is not None
+        if due_ms is None or due_ms >= self.promoted_until_ms:
+            self.wheel.cancel(task_id)  # beyond the horizon: the index hands it over later
+        elif not self.wheel.add(task_id, due_ms):
+            self._due_now.append(task_id)
+
+    def _changelog(self, key: bytes, state: TaskState | None) -> Output:
+        if state is None:
+            return Output(STATE, key, None, self.partition, [(DUE_HEADER, b"")])
+        due_ms = next_due_ms(state)
+        header = b"" if due_ms is None else str(due_ms).encode()
+        return Output(STATE, key, encode_state(state), self.partition, [(DUE_HEADER, header)])
+
+    def _due(self, key: bytes, due: DueTask) -> Output:
+        lateness_ms = due.emitted_at_ms - due.scheduled_at_ms
+        metrics.FIRINGS.labels(reason=due.reason.value).inc()
+        metrics.FIRING_LATENESS.observe(max(lateness_ms, 0) / 1000)
+        log.debug(
+            "fired %s reason=%s lateness=%dms partition=%d",
+            due.fire_id,
+            due.reason.value,
+            lateness_ms,
+            self.partition,
+        )
+        return Output(DUE, key, encode_due(due), self.partition)
+
+    def _dead_letter(
+        self, message: KafkaMessage, reason: str, error_class: str, now_ms: int
+    ) -> Output:
+        log.warning(
+            "dead letter %s[%s]@%s: %s",
+            message.topic(),
+            message.partition(),
+            message.offset(),
+            reason,
+        )
+        metrics.DEAD_LETTERS.labels(role="processor", reason=error_class).inc()
+        dead = dead_letter_for(message, reason, now_ms, error_class)
+        return Output(DEAD, message.key(), encode_dead_letter(dead), None)
+
+
+def due_from_header(headers: Headers) -> int | None:
+    """The timer time a changelog record carries, or None (no header, or no timer)."""
+    for name, value in headers or ():
+        if name == DUE_HEADER:
+            return int(value) if value else None  # "" marks a task without a timer
+    return None
+
+
+def has_due_header(headers: Headers) -> bool:
+    return any(name == DUE_HEADER for name, _ in headers or ())
