@@ -138,7 +138,8 @@ def _print_banner(
                 f"  kafka            : {where}",
                 f"  history (SQLite) : {settings.history_db_path}",
                 f"  targets          : loopback ({','.join(LOOPBACK_ALLOWLIST)}) is ALLOWED in dev",
-                *(f"  metrics {role:<9}: {url}" for role, url in metrics_urls.items()),
+                "  metrics          :",
+                *(f"    {role:<14} {url}" for role, url in metrics_urls.items()),
                 "  stop             : Ctrl-C",
                 "",
             ]
