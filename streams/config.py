@@ -7,6 +7,7 @@ settings object can be logged. Every librdkafka key is set in
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -150,6 +151,10 @@ def kafka_config(settings: Settings, role: str, **overrides: Any) -> dict[str, A
     config: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": f"kronwheel-{role}-{settings.instance_id}",
+        # librdkafka's own log lines go through Python logging (served on poll), so
+        # they share the role's format: one JSON object per line with
+        # KRONWHEEL_LOG_FORMAT=json, instead of raw "%3|...|FAIL|" lines on stderr.
+        "logger": logging.getLogger("librdkafka"),
     }
     config.update(overrides)
     return config

@@ -4,6 +4,7 @@ into an empty store it reproduces the original history, and re-running it
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -59,8 +60,17 @@ def test_replay_history_into_an_empty_store(
     assert executions_by_task(store, task_ids) == history
     store.close()
 
-    again = kronwheel(empty, "replay", "history", *window)
+    again = kronwheel(replace(empty, log_format="json"), "replay", "history", *window)
     assert f"0 executions added, {TASKS} already in the store" in again.stdout
+    # KRONWHEEL_LOG_FORMAT=json: every log line (librdkafka's too) is one JSON object.
+    lines = [json.loads(line) for line in again.stderr.splitlines() if line.strip()]
+    assert lines
+    assert all({"ts", "level", "logger", "message"} <= set(line) for line in lines)
+    assert any("replay history over" in line["message"] for line in lines)
+    [skipped] = [line for line in lines if "malformed" in line["message"]]
+    assert skipped["topic"] == settings.topic(RESULTS)
+    assert isinstance(skipped["partition"], int)
+    assert isinstance(skipped["offset"], int)
     over_original = kronwheel(settings, "replay", "history", *window)
     assert f"0 executions added, {TASKS} already in the store" in over_original.stdout
     # Records outside the window are read past, never applied.
