@@ -2,10 +2,12 @@
 
 * consumer lag per group and partition: processors on tasks.commands,
   dispatchers on tasks.due (committed offset against the partition's end);
-* pending tasks per partition: live keys in the changelog tasks.state. This
-  is the committed truth of every processor, readable while processors are
-  down or moving, with no need to find them (their /metrics gauges
-  kronwheel_wheel_timers / kronwheel_index_tasks show the same per process);
+* pending tasks per partition: the latest state of every task in the
+  changelog tasks.state, by status (scheduled and paused are pending; a
+  finished task stays while retries of its last run may come). This is the
+  committed truth of every processor, readable while processors are down or
+  moving, with no need to find them (their /metrics gauges
+  kronwheel_wheel_timers / kronwheel_index_tasks show it per process);
 * the dead-letter topic's size.
 
 End offsets are read, not asked for: the dev broker answers an end-offset
@@ -22,8 +24,11 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from streams.config import Settings, kafka_config
-from streams.replay.scan import ScanStats, scan_consumer
-from streams.replay.state import changelog_live_keys
+from streams.core.errors import MalformedEvent
+from streams.core.events import TaskStatus
+from streams.records import decode_state
+from streams.replay.scan import ScanStats, scan_consumer, scan_window
+from streams.replay.window import Window
 from streams.tables import render_table
 from streams.topics import COMMANDS, DEAD, DUE, STATE
 
@@ -92,11 +97,38 @@ def consumer_lag(settings: Settings, group: str, topic: str) -> list[LagRow]:
     return rows
 
 
-def pending_tasks(settings: Settings, progress: bool) -> dict[int, int]:
-    counts = dict.fromkeys(partition_ends(settings, settings.topic(STATE)), 0)
-    for partition, _ in changelog_live_keys(settings, ScanStats(), progress=progress):
-        counts[partition] = counts.get(partition, 0) + 1
-    return counts
+@dataclass
+class PendingRow:
+    scheduled: int = 0
+    paused: int = 0
+    # Finished, kept in state while retries of its last run may still come.
+    finishing: int = 0
+
+
+def pending_tasks(settings: Settings, progress: bool) -> dict[int, PendingRow]:
+    """Per partition, the tasks whose latest changelog record is a live state."""
+    latest: dict[tuple[int, bytes], bytes | None] = {}
+    for batch in scan_window(
+        settings, settings.topic(STATE), Window(), ScanStats(), progress=progress, purpose="status"
+    ):
+        for message in batch:
+            latest[(message.partition() or 0, message.key() or b"")] = message.value()
+    rows = {p: PendingRow() for p in partition_ends(settings, settings.topic(STATE))}
+    for (partition, _), value in latest.items():
+        if value is None:
+            continue
+        try:
+            status = decode_state(value).status
+        except MalformedEvent:
+            continue
+        row = rows.setdefault(partition, PendingRow())
+        if status is TaskStatus.SCHEDULED:
+            row.scheduled += 1
+        elif status is TaskStatus.PAUSED:
+            row.paused += 1
+        elif status is TaskStatus.COMPLETED:
+            row.finishing += 1
+    return rows
 
 
 def dead_letter_count(settings: Settings) -> int:
@@ -125,10 +157,22 @@ def render_status(settings: Settings, progress: bool = False) -> str:
             [(r.group, r.topic, r.partition, r.committed, r.end, r.lag) for r in lag_rows],
         ),
         "",
-        f"pending tasks (live keys in {settings.topic(STATE)})",
+        f"pending tasks (latest state per task in {settings.topic(STATE)})",
         render_table(
-            ["partition", "tasks"],
-            [*sorted(pending.items()), ("total", sum(pending.values()))],
+            ["partition", "scheduled", "paused", "finishing", "pending"],
+            [
+                *(
+                    (p, r.scheduled, r.paused, r.finishing, r.scheduled + r.paused)
+                    for p, r in sorted(pending.items())
+                ),
+                (
+                    "total",
+                    sum(r.scheduled for r in pending.values()),
+                    sum(r.paused for r in pending.values()),
+                    sum(r.finishing for r in pending.values()),
+                    sum(r.scheduled + r.paused for r in pending.values()),
+                ),
+            ],
         ),
         "",
         "dead letters",

@@ -107,7 +107,11 @@ def advance_past_firings(state: TaskState, fired: FiredRuns) -> TaskState | None
         )
     if advanced == state:
         return state
-    return advanced if next_due_ms(advanced) is not None else None
+    # A finished task with no retry window left is over (the processor would
+    # tombstone it at once); anything else stays, paused tasks included.
+    if advanced.status is TaskStatus.COMPLETED and next_due_ms(advanced) is None:
+        return None
+    return advanced
 
 
 @dataclass

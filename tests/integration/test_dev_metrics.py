@@ -121,7 +121,7 @@ def test_dev_metrics_contain_every_series(dev_log: tuple[Path, int]) -> None:
         # The outcome is counted right after the callback: wait for that scrape.
         return families.get("kronwheel_dispatch_outcomes", 0) > 0
 
-    wait_until(scraped_all, 20, "every role to serve /metrics with the firing counted")
+    wait_until(scraped_all, 15, "every role to serve /metrics with the firing counted")
     missing = {name: what for name, what in REQUIRED.items() if name not in families}
     assert not missing, f"series missing from the scrape: {missing}"
     assert families["kronwheel_firings"] > 0

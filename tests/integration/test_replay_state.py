@@ -53,6 +53,7 @@ def test_replay_state_rebuilds_the_changelog(settings: Settings) -> None:
     url = "http://127.0.0.1:9/hook"
     every = IntervalSchedule(MINUTE_MS, start_ms=start - 10_000)
     cancel = TaskCommand("cancel-c", "task-c", "ops", CommandKind.CANCEL, start, "replay-test")
+    pause = TaskCommand("pause-b", "task-b", "ops", CommandKind.PAUSE, start, "replay-test")
     recurring = replace(
         create_command("task-e", 0, url, start),
         spec=TaskSpec(every, HttpTarget(url), name="every-minute"),
@@ -64,6 +65,7 @@ def test_replay_state_rebuilds_the_changelog(settings: Settings) -> None:
             create_command("task-b", start + 2 * HOUR_MS, url, start),
             create_command("task-c", start + HOUR_MS, url, start),
             cancel,
+            pause,
             create_command("task-d", start - 5_000, url, start),  # fired already, below
             recurring,
         ],
@@ -132,7 +134,7 @@ def test_replay_state_rebuilds_the_changelog(settings: Settings) -> None:
     produce_keyed(settings, DEAD, [("task-x", b"a dead letter")])
     status = kronwheel(settings, "status").stdout
     pending = status.split("pending tasks")[1].split("dead letters")[0].strip()
-    assert pending.splitlines()[-1].split() == ["total", "3"]
+    assert pending.splitlines()[-1].split() == ["total", "2", "1", "0", "3"]
     assert status.strip().splitlines()[-1].split() == [settings.topic(DEAD), "1"]
     assert f"{settings.topic(COMMANDS)}" in status  # the processors' lag rows
 

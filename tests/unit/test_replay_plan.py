@@ -148,3 +148,22 @@ def test_retries_already_emitted_are_dropped() -> None:
     advanced = advance_past_firings(state, fired((1_000, 1), (1_000, 2)))
     assert advanced is not None
     assert advanced.pending_retries == (RetryRequest(1_000, 3, 9_000),)
+
+
+def test_a_paused_task_stays_when_its_emitted_retries_are_dropped() -> None:
+    spec = TaskSpec(IntervalSchedule(1_000, start_ms=0), HttpTarget("http://127.0.0.1/"))
+    paused = TaskState(
+        "p",
+        "t",
+        spec,
+        TaskStatus.PAUSED,
+        5_000,
+        4_000,
+        4,
+        0,
+        0,
+        pending_retries=(RetryRequest(4_000, 2, 4_500),),
+    )
+    kept = advance_past_firings(paused, fired((4_000, 2)))
+    assert kept is not None
+    assert (kept.status, kept.pending_retries) == (TaskStatus.PAUSED, ())
