@@ -5,7 +5,8 @@ the broker's idea of time or of the end: every record's own timestamp is
 checked against the window (the dev broker answers ``offsets_for_times`` with 0
 or a batch boundary), and a partition is done when the consumer reports it
 drained (partition EOF, which follows the fetch's high watermark, the one end
-offset that is right on the dev broker). A scan commits nothing and joins no
+offset that is right on the dev broker) or shows a record well past the
+window's end. A scan commits nothing and joins no
 group, so it can be interrupted and run again at any time.
 """
 
@@ -30,6 +31,11 @@ BATCH = 1000
 # A partition that sends neither a record nor EOF for this long counts as drained;
 # EOF normally arrives first, this only bounds a broker that never sends one.
 IDLE_S = 5.0
+# A partition is done once it shows a record stamped this long after the window's
+# end: timestamps are the producers' clocks, so records are not in strict time
+# order, but kronwheel's producers stamp at send time and skew far less than this.
+# It spares reading a month of tail to replay an hour.
+PAST_END_SLACK_MS = 15 * 60_000
 
 
 @dataclass
@@ -124,9 +130,11 @@ def scan_window(
                 partition = message.partition() or 0
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
-                        remaining.discard(partition)
+                        _finish(consumer, topic, partition, remaining)
                         continue
                     raise RuntimeError(f"reading {topic}[{partition}]: {error}")
+                if partition not in remaining:
+                    continue  # arrived after the partition was done: not part of this scan
                 first_offsets.setdefault(partition, message.offset() or 0)
                 stats.read += 1
                 _, timestamp_ms = message.timestamp()
@@ -134,6 +142,8 @@ def scan_window(
                     stats.before_window += 1
                 elif window.end_ms is not None and timestamp_ms > window.end_ms:
                     stats.after_window += 1
+                    if timestamp_ms > window.end_ms + PAST_END_SLACK_MS:
+                        _finish(consumer, topic, partition, remaining)
                 else:
                     stats.in_window += 1
                     stats.per_partition[partition] = stats.per_partition.get(partition, 0) + 1
@@ -155,6 +165,13 @@ def scan_window(
     finally:
         bar.close()
         consumer.close()
+
+
+def _finish(consumer: Consumer, topic: str, partition: int, remaining: set[int]) -> None:
+    """Stop fetching a partition that has nothing more for this scan."""
+    if partition in remaining:
+        remaining.discard(partition)
+        consumer.pause([TopicPartition(topic, partition)])
 
 
 def _estimated_total(
