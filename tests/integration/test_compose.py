@@ -39,14 +39,24 @@ def compose_config(**env: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def services() -> dict[str, Any]:
-    rendered = compose_config(KRONWHEEL_API_TOKEN="compose-test-token")
+    rendered = compose_config(
+        KRONWHEEL_API_TOKEN="compose-test-token", GRAFANA_ADMIN_PASSWORD="compose-test"
+    )
     assert rendered.returncode == 0, rendered.stderr
     config: dict[str, Any] = yaml.safe_load(rendered.stdout)
     return dict(config["services"])
 
 
 def test_every_service_is_there(services: dict[str, Any]) -> None:
-    expected = {"kafka", "cassandra", "init-topics", "init-cassandra", "prometheus", *ROLES}
+    expected = {
+        "kafka",
+        "cassandra",
+        "init-topics",
+        "init-cassandra",
+        "prometheus",
+        "grafana",
+        *ROLES,
+    }
     assert set(services) == expected
 
 
@@ -96,10 +106,20 @@ def test_initialisers_create_topics_and_keyspace(services: dict[str, Any]) -> No
     assert keyspace["depends_on"] == {"cassandra": {"condition": "service_healthy"}}
 
 
-def test_the_admin_token_must_be_set() -> None:
-    rendered = compose_config()
-    assert rendered.returncode != 0
-    assert "KRONWHEEL_API_TOKEN" in rendered.stderr
+def test_secrets_must_be_set() -> None:
+    no_token = compose_config(GRAFANA_ADMIN_PASSWORD="compose-test")
+    assert no_token.returncode != 0
+    assert "KRONWHEEL_API_TOKEN" in no_token.stderr
+    no_password = compose_config(KRONWHEEL_API_TOKEN="compose-test-token")
+    assert no_password.returncode != 0
+    assert "GRAFANA_ADMIN_PASSWORD" in no_password.stderr
+
+
+def test_monitoring_mounts_the_infra_files(services: dict[str, Any]) -> None:
+    assert f"{ROOT}/infra/prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]
+    grafana = services["grafana"]["volumes"]
+    assert f"{ROOT}/infra/grafana/provisioning:/etc/grafana/provisioning:ro" in grafana
+    assert f"{ROOT}/infra/grafana:/var/lib/grafana/dashboards:ro" in grafana
 
 
 def test_dockerfile_ships_what_the_package_needs() -> None:

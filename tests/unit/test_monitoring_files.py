@@ -114,6 +114,14 @@ def test_scrape_config_targets_every_compose_role() -> None:
     assert "api:8080" in targets
 
 
+def test_grafana_provisioning_points_at_prometheus_and_the_dashboards() -> None:
+    provisioning = ROOT / "infra" / "grafana" / "provisioning"
+    [source] = load_yaml(provisioning / "datasources" / "prometheus.yml")["datasources"]
+    assert (source["type"], source["url"]) == ("prometheus", "http://prometheus:9090")
+    [provider] = load_yaml(provisioning / "dashboards" / "kronwheel.yml")["providers"]
+    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+
+
 def test_dashboard_is_a_grafana_dashboard() -> None:
     dashboard = json.loads(DASHBOARD.read_text())
     assert dashboard["uid"]
