@@ -22,7 +22,7 @@ from streams.topics import RESULTS, ensure_topics
 from tests.integration.replaykit import kronwheel, now_ms, wait_until
 
 # Enough that the replay is still running when the test sees its first rows.
-RESULTS_COUNT = 150_000
+RESULTS_COUNT = 100_000
 
 
 def stored(db: Path) -> int:
