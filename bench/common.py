@@ -2,7 +2,39 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+import uuid
 from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from streams.broker import EmbeddedBroker, free_loopback_port
+from streams.config import Settings
+
+
+def bench_settings(stack: ExitStack, **overrides: Any) -> tuple[Settings, Path]:
+    """Settings for one bench run, and its work directory (both gone with ``stack``).
+
+    The broker is KAFKA_BOOTSTRAP_SERVERS when set, else an embedded one; topics
+    get a fresh prefix, roles a short session and loopback targets."""
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not bootstrap:
+        bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap_servers
+    work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+    settings = replace(
+        Settings.from_env(),
+        bootstrap_servers=bootstrap,
+        topic_prefix=f"bench{uuid.uuid4().hex[:8]}.",
+        data_dir=work / "data",
+        api_port=free_loopback_port(),
+        partitions=6,
+        target_allowlist=("127.0.0.0/8",),
+        session_timeout_ms=6000,
+    )
+    return replace(settings, **overrides), work
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

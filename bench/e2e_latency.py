@@ -10,20 +10,16 @@ real processes (processor, dispatcher, API); the target is a local sink.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 import time
 import uuid
 from contextlib import ExitStack
-from dataclasses import replace
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from bench.common import percentile, table
-from streams.broker import EmbeddedBroker, free_loopback_port
+from bench.common import bench_settings, percentile, table
 from streams.config import Settings, consumer_config, kafka_config, producer_config
 from streams.core.timefmt import format_rfc3339_ms
 from streams.harness import ApiClient, CallbackSink, Pipeline
@@ -90,21 +86,7 @@ def main() -> None:
     parser.add_argument("--spacing-ms", type=int, default=20)
     args = parser.parse_args()
     with ExitStack() as stack:
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not bootstrap:
-            bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap_servers
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        settings = replace(
-            Settings.from_env(),
-            bootstrap_servers=bootstrap,
-            topic_prefix=f"bench{uuid.uuid4().hex[:8]}.",
-            data_dir=work / "data",
-            api_port=free_loopback_port(),
-            api_token="bench",
-            partitions=6,
-            target_allowlist=("127.0.0.0/8",),
-            session_timeout_ms=6000,
-        )
+        settings, work = bench_settings(stack, api_token="bench")
         raw = raw_broker_latency(settings, args.tasks, args.spacing_ms)
         e2e = pipeline_latency(settings, work / "logs", args.tasks, args.spacing_ms)
     rows = []

@@ -42,6 +42,12 @@ class Settings:
     # wait in its on-disk index. Runs later than the grace are misfires.
     wheel_horizon_ms: int = 60_000
     misfire_grace_ms: int = 10_000
+    # Per target host: calls at once, and calls per second (0 = no rate limit).
+    dispatch_per_host_concurrency: int = 32
+    dispatch_per_host_rate: int = 0
+    cassandra_keyspace: str = "kronwheel"
+    # Cassandra rows expire after this (0 = kept forever).
+    history_ttl_s: int = 0
     # Where a role serves /metrics, /healthz and /readyz (0 = an ephemeral port).
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None
@@ -92,6 +98,16 @@ class Settings:
             or base.wheel_horizon_ms,
             misfire_grace_ms=number("KRONWHEEL_MISFIRE_GRACE_MS", base.misfire_grace_ms)
             or base.misfire_grace_ms,
+            dispatch_per_host_concurrency=number(
+                "KRONWHEEL_DISPATCH_PER_HOST_CONCURRENCY", base.dispatch_per_host_concurrency
+            )
+            or base.dispatch_per_host_concurrency,
+            dispatch_per_host_rate=number(
+                "KRONWHEEL_DISPATCH_PER_HOST_RATE", base.dispatch_per_host_rate
+            )
+            or 0,
+            cassandra_keyspace=text("KRONWHEEL_CASSANDRA_KEYSPACE") or base.cassandra_keyspace,
+            history_ttl_s=number("KRONWHEEL_HISTORY_TTL_S", base.history_ttl_s) or 0,
             metrics_host=text("KRONWHEEL_METRICS_HOST") or base.metrics_host,
             metrics_port=number("KRONWHEEL_METRICS_PORT", None),
             slot=text("KRONWHEEL_SLOT") or base.slot,
@@ -114,6 +130,10 @@ class Settings:
             "KRONWHEEL_DISPATCH_CONCURRENCY": str(self.dispatch_concurrency),
             "KRONWHEEL_WHEEL_HORIZON_MS": str(self.wheel_horizon_ms),
             "KRONWHEEL_MISFIRE_GRACE_MS": str(self.misfire_grace_ms),
+            "KRONWHEEL_DISPATCH_PER_HOST_CONCURRENCY": str(self.dispatch_per_host_concurrency),
+            "KRONWHEEL_DISPATCH_PER_HOST_RATE": str(self.dispatch_per_host_rate),
+            "KRONWHEEL_CASSANDRA_KEYSPACE": self.cassandra_keyspace,
+            "KRONWHEEL_HISTORY_TTL_S": str(self.history_ttl_s),
             "KRONWHEEL_METRICS_HOST": self.metrics_host,
             "KRONWHEEL_SLOT": self.slot,
             "KRONWHEEL_LOG_FORMAT": self.log_format,

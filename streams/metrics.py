@@ -35,12 +35,17 @@ COMMANDS = Counter(
 DISPATCH_OUTCOMES = Counter(
     "kronwheel_dispatch_outcomes_total",
     "Attempts finished by dispatchers, by outcome.",
-    ["outcome"],  # succeeded | failed | skipped_duplicate
+    ["outcome"],  # succeeded | failed | skipped_duplicate | reemitted (recorded before a crash)
 )
 DISPATCH_DURATION = Histogram(
     "kronwheel_dispatch_duration_seconds",
     "Time to run a target, per attempt.",
     buckets=LATENESS_BUCKETS,
+)
+NOTIFICATIONS = Counter(
+    "kronwheel_notifications_total",
+    "Outcome notifications (task notify webhooks) by result.",
+    ["result"],  # sent | failed | dropped (too many pending)
 )
 RETRIES = Counter("kronwheel_retries_total", "Retry commands sent back through the wheel.")
 DEAD_LETTERS = Counter(

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from streams import metrics
 from streams.core.errors import MalformedEvent
-from streams.core.events import DueTask, TaskState
+from streams.core.events import DueTask, TaskState, TaskStatus
 from streams.core.lifecycle import Outcome, Transition, apply_command, fire, next_due_ms
 from streams.core.timingwheel import TimingWheel
 from streams.ports import KafkaMessage
@@ -76,6 +76,13 @@ class PartitionWheel:
         self.wheel: TimingWheel[str] = TimingWheel(now_ms)
         self.promoted_until_ms: int | None = None  # nothing promoted before start()
         self._due_now: list[str] = []
+        # Decoded states of the tasks whose timers are in the wheel (bounded by the horizon).
+        self._states: dict[str, TaskState] = {}
+        self._outbox: list[Output] = []
+        # This step's writes per task, in order, and whether each task was in
+        # the index before the step; flushed by take_outputs().
+        self._dirty: dict[str, list[TaskState | None]] = {}
+        self._existed: dict[str, bool] = {}
 
     # --- restore ------------------------------------------------------------
 
@@ -89,10 +96,11 @@ class PartitionWheel:
                 count += 1
                 if value is None:
                     yield key.decode(), None, None
-                elif has_due_header(headers):
-                    yield key.decode(), due_from_header(headers), value
                 else:
-                    yield key.decode(), next_due_ms(decode_state(value)), value
+                    due_ms = due_from_header(headers)
+                    if due_ms is _NO_HEADER:
+                        due_ms = next_due_ms(decode_state(value))
+                    yield key.decode(), due_ms, value
 
         self.store.load(rows())
         self.store.create_due_index()
@@ -105,13 +113,13 @@ class PartitionWheel:
         for task_id, due_ms in self.store.due_before(None, self.promoted_until_ms):
             if not self.wheel.add(task_id, due_ms):
                 self._due_now.append(task_id)
-        return self.tick(now_ms)
+        self.tick(now_ms)
+        return self.take_outputs()
 
     # --- commands and time ---------------------------------------------------
 
-    def handle(self, message: KafkaMessage, now_ms: int) -> list[Output]:
+    def handle(self, message: KafkaMessage, now_ms: int) -> None:
         """Apply one record of tasks.commands; a bad one becomes a dead letter."""
-        outputs: list[Output] = []
         try:
             command = decode_command(message.value() or b"")
             if message.key() != command.task_id.encode():
@@ -121,13 +129,14 @@ class PartitionWheel:
                 )
         except MalformedEvent as exc:
             metrics.COMMANDS.labels(kind="unknown", result=Outcome.REJECTED).inc()
-            return [self._dead_letter(message, str(exc), "MalformedEvent", now_ms)]
-        data = self.store.get(command.task_id)
-        state = decode_state(data) if data is not None else None
+            self._dead_letter(message, str(exc), "MalformedEvent", now_ms)
+            return
+        state = self._load(command.task_id)
         transition = apply_command(state, command, now_ms)
         metrics.COMMANDS.labels(kind=command.kind.value, result=transition.outcome).inc()
         if transition.rejected:
-            return [self._dead_letter(message, transition.reason, "RejectedCommand", now_ms)]
+            self._dead_letter(message, transition.reason, "RejectedCommand", now_ms)
+            return
         if transition.outcome == Outcome.IGNORED:
             log.info(
                 "ignored %s %s[%s]@%s task=%s: %s",
@@ -138,29 +147,51 @@ class PartitionWheel:
                 command.task_id,
                 transition.reason,
             )
-        outputs.extend(self._apply(command.task_id, data is not None, transition))
-        outputs.extend(self.tick(now_ms))  # a trigger or a past-due create fires at once
-        return outputs
+        self._apply(command.task_id, state is not None, transition)
+        if self._due_now:  # a trigger, or a create whose time has come, fires at once
+            self._fire(self._take_due_now(), now_ms)
 
-    def tick(self, now_ms: int) -> list[Output]:
+    def tick(self, now_ms: int) -> None:
         """Fire every timer due by ``now_ms``; move the horizon on when its step comes."""
-        outputs: list[Output] = []
         if self.promoted_until_ms is None:
-            return outputs
+            return
         if now_ms + self.config.horizon_ms - self.promoted_until_ms >= self.config.promote_step_ms:
             self._promote(now_ms + self.config.horizon_ms)
         while True:
             expired = [task_id for task_id, _ in self.wheel.advance(now_ms)]
-            expired.extend(self._due_now)
-            self._due_now = []
+            expired.extend(self._take_due_now())
             if not expired:
-                return outputs
-            for task_id in expired:
-                data = self.store.get(task_id)
-                if data is None:
-                    continue  # ended since its timer was set
-                transition = fire(decode_state(data), now_ms, self.config.misfire_grace_ms)
-                outputs.extend(self._apply(task_id, True, transition))
+                return
+            self._fire(expired, now_ms)
+
+    def take_outputs(self) -> list[Output]:
+        """What this partition's work since the last call must write, in one transaction.
+
+        Writes are coalesced per task: only the last state of a task matters to
+        a restore, and the transaction is all or nothing anyway, so a task
+        created and fired in the same step costs one tombstone and no index
+        write. A CANCELLED state is kept before its tombstone, so changelog
+        readers can tell a cancel from a completion. Firings and dead letters
+        go first: on a broker that shows aborted records (the dev broker), a
+        crash mid-flush then repeats a firing rather than losing one.
+        """
+        outputs, self._outbox = self._outbox, []
+        for task_id, writes in self._dirty.items():
+            key = task_id.encode()
+            final = writes[-1]
+            existed = self._existed.pop(task_id)
+            if final is None:
+                if len(writes) > 1 and _is_cancelled(writes[-2]):
+                    outputs.append(self._changelog(key, writes[-2], None))
+                if existed:
+                    self.store.delete(task_id)
+                outputs.append(self._changelog(key, None, None))
+            else:
+                encoded = encode_state(final)
+                self.store.put(task_id, encoded, next_due_ms(final), existed)
+                outputs.append(self._changelog(key, final, encoded))
+        self._dirty.clear()
+        return outputs
 
     def next_wakeup_ms(self) -> int | None:
         """When ``tick`` next has work: a timer, or the horizon's next step."""
@@ -189,37 +220,61 @@ class PartitionWheel:
                 self._due_now.append(task_id)
         self.promoted_until_ms = until_ms
 
-    def _apply(self, task_id: str, existed: bool, transition: Transition) -> list[Output]:
-        outputs: list[Output] = []
-        key = task_id.encode()
-        for written in transition.writes:
-            outputs.append(self._changelog(key, written))
+    def _take_due_now(self) -> list[str]:
+        due_now, self._due_now = self._due_now, []
+        return due_now
+
+    def _load(self, task_id: str) -> TaskState | None:
+        writes = self._dirty.get(task_id)
+        if writes is not None:
+            return writes[-1]
+        cached = self._states.get(task_id)
+        if cached is not None:
+            return cached
+        data = self.store.get(task_id)
+        return decode_state(data) if data is not None else None
+
+    def _fire(self, task_ids: list[str], now_ms: int) -> None:
+        for task_id in task_ids:
+            state = self._load(task_id)
+            if state is None:
+                continue  # ended since its timer was set
+            self._apply(task_id, True, fire(state, now_ms, self.config.misfire_grace_ms))
+
+    def _apply(self, task_id: str, existed: bool, transition: Transition) -> None:
         if transition.writes:
+            if task_id not in self._dirty:
+                self._existed[task_id] = existed
+            self._dirty.setdefault(task_id, []).extend(transition.writes)
             final = transition.writes[-1]
             if final is None:
-                self.store.delete(task_id)
                 self.wheel.cancel(task_id)
+                self._states.pop(task_id, None)
             else:
-                due_ms = next_due_ms(final)
-                self.store.put(task_id, outputs[-1].value or b"", due_ms, existed)
-                self._set_timer(task_id, due_ms)
+                self._set_timer(task_id, final, next_due_ms(final))
+        key = task_id.encode()
         for due in transition.firings:
-            outputs.append(self._due(key, due))
-        return outputs
+            self._outbox.append(self._due(key, due))
 
-    def _set_timer(self, task_id: str, due_ms: int | None) -> None:
+    def _set_timer(self, task_id: str, state: TaskState, due_ms: int | None) -> None:
         assert self.promoted_until_ms is not None
         if due_ms is None or due_ms >= self.promoted_until_ms:
-            self.wheel.cancel(task_id)  # beyond the horizon: the index hands it over later
-        elif not self.wheel.add(task_id, due_ms):
+            # Beyond the horizon: the index hands it over later; no memory meanwhile.
+            self.wheel.cancel(task_id)
+            self._states.pop(task_id, None)
+            return
+        # Near: keep the decoded state with the timer, so firing needs no disk read.
+        self._states[task_id] = state
+        if not self.wheel.add(task_id, due_ms):
             self._due_now.append(task_id)
 
-    def _changelog(self, key: bytes, state: TaskState | None) -> Output:
+    def _changelog(self, key: bytes, state: TaskState | None, encoded: bytes | None) -> Output:
         if state is None:
             return Output(STATE, key, None, self.partition, [(DUE_HEADER, b"")])
         due_ms = next_due_ms(state)
         header = b"" if due_ms is None else str(due_ms).encode()
-        return Output(STATE, key, encode_state(state), self.partition, [(DUE_HEADER, header)])
+        value = encoded if encoded is not None else encode_state(state)
+        return Output(STATE, key, value, self.partition, [(DUE_HEADER, header)])
 
     def _due(self, key: bytes, due: DueTask) -> Output:
         lateness_ms = due.emitted_at_ms - due.scheduled_at_ms
@@ -236,7 +291,7 @@ class PartitionWheel:
 
     def _dead_letter(
         self, message: KafkaMessage, reason: str, error_class: str, now_ms: int
-    ) -> Output:
+    ) -> None:
         log.warning(
             "dead letter %s[%s]@%s: %s",
             message.topic(),
@@ -246,16 +301,20 @@ class PartitionWheel:
         )
         metrics.DEAD_LETTERS.labels(role="processor", reason=error_class).inc()
         dead = dead_letter_for(message, reason, now_ms, error_class)
-        return Output(DEAD, message.key(), encode_dead_letter(dead), None)
+        self._outbox.append(Output(DEAD, message.key(), encode_dead_letter(dead), None))
+
+
+def _is_cancelled(state: TaskState | None) -> bool:
+    return state is not None and state.status is TaskStatus.CANCELLED
+
+
+_NO_HEADER = -1  # no epoch-ms timer is ever negative
 
 
 def due_from_header(headers: Headers) -> int | None:
-    """The timer time a changelog record carries, or None (no header, or no timer)."""
+    """The timer a changelog record carries: its time, None (the task has no timer:
+    the header is empty), or _NO_HEADER (another tool wrote the record: decode it)."""
     for name, value in headers or ():
         if name == DUE_HEADER:
-            return int(value) if value else None  # "" marks a task without a timer
-    return None
-
-
-def has_due_header(headers: Headers) -> bool:
-    return any(name == DUE_HEADER for name, _ in headers or ())
+            return int(value) if value else None
+    return _NO_HEADER

@@ -1,37 +1,36 @@
 """Running one firing against its target: HTTP (aiohttp) or Kafka.
 
 Every failure becomes an outcome (status + error text), never an exception:
-the dispatcher must record something for every firing it takes.
+the dispatcher must record something for every firing it takes. HTTP calls
+go through the dispatcher's one guarded session (streams.dispatching.guard),
+so the address connected to is the address checked; no redirects are
+followed (a redirect could point anywhere).
 """
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
-from dataclasses import dataclass
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import aiohttp
 
+from streams.core.attempts import Attempt
 from streams.core.clock import Clock
 from streams.core.events import DueTask
 from streams.core.model import HttpTarget, KafkaTarget, Outcome
-from streams.core.netguard import Allowlist, IPAddress, check_target
+from streams.core.netguard import Allowlist
 from streams.core.signing import compute_signature
 from streams.core.timefmt import format_rfc3339_ms
+from streams.dispatching.guard import TargetRefused, literal_refusal, refusal_in
+from streams.dispatching.limits import HostLimits
 from streams.kafka_io import AsyncProducer
 
 MAX_ERROR_CHARS = 500
+# A target's answer is not used; read a little of it so small answers keep the
+# connection reusable, and never buffer a huge one.
+MAX_RESPONSE_BYTES = 64 * 1024
 
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    outcome: Outcome
-    started_at_ms: int
-    finished_at_ms: int
-    http_status: int | None = None
-    error: str | None = None
+__all__ = ["Attempt", "GuardedHttp", "TargetRunner", "callback_headers"]
 
 
 def callback_headers(
@@ -49,26 +48,61 @@ def callback_headers(
     return headers
 
 
+class GuardedHttp:
+    """HTTP calls under the SSRF guard and per-host limits (targets and notifications)."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, allowlist: Allowlist, limits: HostLimits
+    ) -> None:
+        self._session = session
+        self._allowlist = allowlist
+        self._limits = limits
+
+    async def call(
+        self, method: str, url: str, body: bytes, headers: Mapping[str, str], timeout_ms: int
+    ) -> int:
+        """The response status; raises TargetRefused or the client's error."""
+        host = urlsplit(url).hostname or ""
+        refusal = literal_refusal(host, self._allowlist)
+        if refusal:
+            raise TargetRefused(refusal)
+        async with self._limits.slot(host):
+            try:
+                async with self._session.request(
+                    method,
+                    url,
+                    data=body,
+                    headers=dict(headers),
+                    timeout=aiohttp.ClientTimeout(total=timeout_ms / 1000),
+                    allow_redirects=False,
+                ) as response:
+                    await response.content.read(MAX_RESPONSE_BYTES)
+                    return response.status
+            except aiohttp.ClientConnectorError as exc:
+                refused = refusal_in(exc)
+                if refused is not None:
+                    raise refused from exc
+                raise
+
+
 class TargetRunner:
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        http: GuardedHttp,
         producer: AsyncProducer,
         clock: Clock,
-        allowlist: Allowlist,
         signing_secret: str | None,
     ) -> None:
-        self._session = session
+        self._http = http
         self._producer = producer
         self._clock = clock
-        self._allowlist = allowlist
         self._signing_secret = signing_secret
 
     async def run(self, due: DueTask) -> Attempt:
         started = self._clock.now_ms()
         try:
             if isinstance(due.target, HttpTarget):
-                status = await self._http(due, due.target)
+                status = await self._call_http(due, due.target)
                 ok = 200 <= status < 300
                 return Attempt(
                     Outcome.SUCCEEDED if ok else Outcome.FAILED,
@@ -77,51 +111,27 @@ class TargetRunner:
                     http_status=status,
                     error=None if ok else f"HTTP {status}",
                 )
-            await self._kafka(due.target)
+            await self._publish(due.target)
             return Attempt(Outcome.SUCCEEDED, started, self._clock.now_ms())
+        except TargetRefused as exc:
+            return Attempt(Outcome.FAILED, started, self._clock.now_ms(), error=str(exc))
         except Exception as exc:  # any failure is an outcome, recorded
             text = f"{type(exc).__name__}: {exc}"[:MAX_ERROR_CHARS]
+            if isinstance(exc, TimeoutError):
+                text = f"timed out after {getattr(due.target, 'timeout_ms', 0)} ms"
             return Attempt(Outcome.FAILED, started, self._clock.now_ms(), error=text)
 
-    async def _http(self, due: DueTask, target: HttpTarget) -> int:
-        host = urlsplit(target.url).hostname or ""
-        # Resolve-then-check; pinning the checked address for the connection (so a
-        # DNS answer cannot change between check and connect) comes with the
-        # dispatcher issue.
-        refusal = check_target(host, await _resolve(host), self._allowlist)
-        if refusal:
-            raise PermissionError(refusal)
+    async def _call_http(self, due: DueTask, target: HttpTarget) -> int:
         body = target.body.encode() if target.body is not None else b""
         headers = callback_headers(due, body, self._signing_secret, self._clock.now_ms())
-        timeout = aiohttp.ClientTimeout(total=target.timeout_ms / 1000)
-        async with self._session.request(
-            target.method,
-            target.url,
-            data=body,
-            headers=headers,
-            timeout=timeout,
-            # A redirect could lead to a refused address; targets get no redirects.
-            allow_redirects=False,
-        ) as response:
-            await response.read()
-            return response.status
+        return await self._http.call(target.method, target.url, body, headers, target.timeout_ms)
 
-    async def _kafka(self, target: KafkaTarget) -> None:
+    async def _publish(self, target: KafkaTarget) -> None:
+        # A plain idempotent producer, not the dispatcher's transaction: a target's
+        # record must stay published even if the dispatcher's transaction aborts
+        # (the outcome is already in the history store and will not run again).
         await self._producer.produce(
             target.topic,
             target.value.encode() if target.value is not None else None,
             key=target.key.encode() if target.key is not None else None,
         )
-
-
-async def _resolve(host: str) -> list[IPAddress]:
-    try:
-        return [ipaddress.ip_address(host)]
-    except ValueError:
-        pass
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except OSError:
-        return []
-    return [ipaddress.ip_address(info[4][0]) for info in infos]

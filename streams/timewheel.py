@@ -60,6 +60,8 @@ MAX_POLL_WAIT_S = 0.05
 # between commits under load.
 MAX_BATCH = 2_000
 TRANSACTION_TIMEOUT_MS = 10_000
+COMMIT_TIMEOUT_S = 10
+COMMIT_ATTEMPTS = 3
 SIZES_EVERY_S = 5.0
 
 
@@ -138,8 +140,7 @@ class Processor:
                 self._step(messages)
                 if time.monotonic() - sizes_at > SIZES_EVERY_S:
                     sizes_at = time.monotonic()
-                    for wheel in self.partitions.values():
-                        wheel.report_sizes()
+                    self._report_gauges()
         finally:
             if ops is not None:
                 ops.stop()
@@ -164,13 +165,27 @@ class Processor:
             if wheel is None:  # revoked while in flight: its new owner reads it again
                 continue
             consumed = True
-            outputs.extend(wheel.handle(message, now_ms))
+            wheel.handle(message, now_ms)
         for wheel in self.partitions.values():
-            outputs.extend(wheel.tick(now_ms))
+            wheel.tick(now_ms)
+            outputs.extend(wheel.take_outputs())
         if outputs or consumed:
             self._transact(outputs, consumed)
         for wheel in self.partitions.values():
             wheel.store.commit()
+
+    def _report_gauges(self) -> None:
+        for wheel in self.partitions.values():
+            wheel.report_sizes()
+        group = group_id(self.settings)
+        for tp in self._consumer.position(self._owned()):
+            if tp.offset < 0:
+                continue
+            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+            if high is not None and high >= 0:
+                metrics.CONSUMER_LAG.labels(
+                    group=group, topic=tp.topic, partition=str(tp.partition)
+                ).set(max(high - tp.offset, 0))
 
     def _poll_wait_s(self) -> float:
         if self._pending:
@@ -208,14 +223,21 @@ class Processor:
             self._rewind()
 
     def _commit(self) -> None:
-        for attempt in range(5):
+        # A commit that keeps timing out leaves this process unsure whether its
+        # writes landed, while it holds partitions nobody else can fire. That is
+        # also how the dev broker shows a fenced producer (it drops the
+        # connection instead of answering PRODUCER_FENCED). After a bounded
+        # wait, give up as fatal: the restarted process restores from the changelog.
+        for attempt in range(COMMIT_ATTEMPTS):
             try:
-                self._producer.commit_transaction(30)
+                self._producer.commit_transaction(COMMIT_TIMEOUT_S)
                 return
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
-                if not error.retriable() or attempt == 4:
-                    raise
+                if not error.retriable() or attempt == COMMIT_ATTEMPTS - 1:
+                    raise KafkaException(
+                        KafkaError(KafkaError._FATAL, f"commit failed: {error}", fatal=True)
+                    ) from exc
                 log.warning("commit failed, retrying: %s", error)
 
     def _produce(self, output: Output) -> None:
@@ -306,4 +328,10 @@ def run_processor(settings: Settings) -> None:
     processor = Processor(settings)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: processor.stop())
-    processor.run()
+    try:
+        processor.run()
+    except KafkaException as exc:
+        # Fenced (another process took this slot) or another fatal error: this
+        # process must not write again. Exit non-zero for the supervisor.
+        log.error("processor stopped by a fatal Kafka error: %s", exc.args[0])
+        raise SystemExit(1) from None

@@ -166,20 +166,21 @@ def _create(state: TaskState | None, command: TaskCommand) -> Transition:
     if state is not None:
         return _unchanged(state, Outcome.REJECTED, f"task {command.task_id} already exists")
     assert command.spec is not None  # records.decode_command guarantees it
+    first = first_fire_ms(command.spec.schedule, command.issued_at_ms)
     created = TaskState(
         task_id=command.task_id,
         tenant=command.tenant,
         spec=command.spec,
-        status=TaskStatus.SCHEDULED,
-        next_fire_ms=first_fire_ms(command.spec.schedule, command.issued_at_ms),
+        # None: an interval whose end is already past
+        status=TaskStatus.SCHEDULED if first is not None else TaskStatus.COMPLETED,
+        next_fire_ms=first,
         last_fire_ms=None,
         fire_count=0,
         created_at_ms=command.issued_at_ms,
         updated_at_ms=command.issued_at_ms,
+        last_command_id=command.command_id,
+        recent_command_ids=(command.command_id,),
     )
-    created = _remember(created, command)
-    if created.next_fire_ms is None:  # an interval whose end is already past
-        created = replace(created, status=TaskStatus.COMPLETED)
     return _write(created)
 
 
@@ -267,12 +268,15 @@ def fire(
 ) -> Transition:
     """The task's timer expired: emit everything due at ``now_ms`` and move on."""
     firings: list[DueTask] = []
+    updated = state
     due_retries = [r for r in state.pending_retries if r.run_at_ms <= now_ms]
-    for retry in sorted(due_retries, key=lambda r: (r.run_at_ms, r.attempt)):
-        firings.append(_due(state, retry.scheduled_at_ms, retry.attempt, now_ms, FireReason.RETRY))
-    updated = replace(
-        state, pending_retries=tuple(r for r in state.pending_retries if r.run_at_ms > now_ms)
-    )
+    if due_retries:
+        for retry in sorted(due_retries, key=lambda r: (r.run_at_ms, r.attempt)):
+            firings.append(
+                _due(state, retry.scheduled_at_ms, retry.attempt, now_ms, FireReason.RETRY)
+            )
+        waiting = tuple(r for r in state.pending_retries if r.run_at_ms > now_ms)
+        updated = replace(state, pending_retries=waiting, updated_at_ms=now_ms)
     if state.status is TaskStatus.SCHEDULED and state.next_fire_ms is not None:
         if state.next_fire_ms <= now_ms:
             updated = _fire_schedule(updated, now_ms, misfire_grace_ms, firings)
@@ -280,9 +284,9 @@ def fire(
         expiry = next_due_ms(updated)
         if expiry is not None and expiry <= now_ms:
             return Transition(None, Outcome.APPLIED, (None,), firings)
-    if not firings and updated == state:
+    if updated is state:
         return _unchanged(state, Outcome.IGNORED)
-    return _write(replace(updated, updated_at_ms=max(updated.updated_at_ms, now_ms)), firings)
+    return _write(updated, firings)
 
 
 def _fire_schedule(
@@ -310,15 +314,14 @@ def _fire_schedule(
             firings.append(_due(state, scheduled, 1, now_ms, FireReason.MISFIRE))
         fired.extend(missed)
         run = next_fire_ms(schedule, run, after_ms=now_ms)
-    updated = replace(
+    return replace(
         state,
+        status=TaskStatus.COMPLETED if run is None else state.status,
         next_fire_ms=run,
         last_fire_ms=fired[-1] if fired else state.last_fire_ms,
         fire_count=state.fire_count + len(fired),
+        updated_at_ms=max(state.updated_at_ms, now_ms),
     )
-    if run is None:
-        updated = replace(updated, status=TaskStatus.COMPLETED)
-    return updated
 
 
 def _due(

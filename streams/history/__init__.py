@@ -1,16 +1,30 @@
-"""History stores: SQLite (embedded default); Cassandra arrives with the dispatch issue."""
+"""History stores: SQLite (embedded default) and Cassandra (production).
+
+``open_execution_history`` picks the store of execution outcomes: Cassandra when
+CASSANDRA_CONTACT_POINTS is set, else the SQLite file under the data directory.
+``open_history_store`` is the store the API reads today: the SQLite file, which
+also holds the task read model (``upsert_task``/``get_task``); the Cassandra
+store keeps executions only.
+"""
 
 from __future__ import annotations
 
 from streams.config import Settings
 from streams.history.sqlite import SqliteHistoryStore
-from streams.ports import HistoryStore
+from streams.ports import ExecutionHistory, HistoryStore
+
+
+def open_execution_history(settings: Settings) -> ExecutionHistory:
+    if settings.cassandra_contact_points:
+        from streams.history.cassandra import CassandraHistoryStore
+
+        return CassandraHistoryStore(
+            settings.cassandra_contact_points,
+            keyspace=settings.cassandra_keyspace,
+            ttl_s=settings.history_ttl_s,
+        )
+    return SqliteHistoryStore(settings.history_db_path)
 
 
 def open_history_store(settings: Settings) -> HistoryStore:
-    if settings.cassandra_contact_points:
-        raise NotImplementedError(
-            "CASSANDRA_CONTACT_POINTS is set, but the Cassandra history store is not built yet "
-            "(it lands with the dispatcher issue); unset it to use SQLite"
-        )
     return SqliteHistoryStore(settings.history_db_path)

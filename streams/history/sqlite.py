@@ -1,23 +1,25 @@
 """The embedded history store: SQLite in WAL mode, one file under the data directory.
 
 Several processes share the file (the API reads, dispatchers write); WAL lets
-readers run beside the writer. Writes are idempotent by fire id, so a
-dispatcher that redoes a batch after a crash records nothing twice.
+readers run beside the writer. Writes are idempotent by fire id (the first
+outcome stays), so a dispatcher that redoes a batch after a crash records
+nothing twice; a dispatcher writes each cycle's outcomes in one transaction.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import orjson
 
 from streams.core.events import ExecutionResult
-from streams.core.model import Outcome
-from streams.ports import TaskRow
+from streams.history.rows import RESULT_COLUMNS, result_from_columns, result_values
+from streams.ports import DueSource, RecordedExecution, TaskRow
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -46,16 +48,26 @@ CREATE TABLE IF NOT EXISTS executions (
     lateness_ms INTEGER NOT NULL,
     http_status INTEGER,
     error TEXT,
-    dispatcher TEXT NOT NULL
+    dispatcher TEXT NOT NULL,
+    due_partition INTEGER,
+    due_offset INTEGER
 );
 CREATE INDEX IF NOT EXISTS executions_by_task
     ON executions (task_id, scheduled_at_ms DESC, attempt DESC);
 """
 
-_EXECUTION_COLUMNS = (
-    "fire_id, task_id, tenant, scheduled_at_ms, attempt, outcome, final, started_at_ms, "
-    "finished_at_ms, lateness_ms, http_status, error, dispatcher"
-)
+# Files written before the due source was recorded get the columns added.
+_ADDED_COLUMNS = {"due_partition": "INTEGER", "due_offset": "INTEGER"}
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS executions_by_time ON executions (scheduled_at_ms);
+CREATE INDEX IF NOT EXISTS executions_by_partition
+    ON executions (due_partition, scheduled_at_ms);
+"""
+
+_EXECUTION_COLUMNS = ", ".join(RESULT_COLUMNS)
+_SOURCE_COLUMNS = "due_partition, due_offset"
+# SQLite caps bound parameters; 500 per query stays far below it.
+_CHUNK = 500
 
 
 class SqliteHistoryStore:
@@ -71,6 +83,11 @@ class SqliteHistoryStore:
         # lose the last transactions, which replay-from-topics recovers.
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
+        present = {row[1] for row in self._conn.execute("PRAGMA table_info(executions)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._conn.execute(f"ALTER TABLE executions ADD COLUMN {column} {kind}")
+        self._conn.executescript(_INDEXES)
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -129,29 +146,25 @@ class SqliteHistoryStore:
             last_finished_at_ms=found[10],
         )
 
-    def record_executions(self, results: list[ExecutionResult]) -> int:
+    def record_executions(
+        self,
+        results: Sequence[ExecutionResult],
+        sources: Mapping[str, DueSource] | None = None,
+    ) -> int:
         """Batched: one transaction for many outcomes. Returns how many were new."""
+        sources = sources or {}
         inserted = 0
         with self._transaction() as conn:
             for r in results:
+                source = sources.get(r.fire_id)
                 cursor = conn.execute(
-                    f"""INSERT INTO executions ({_EXECUTION_COLUMNS})
-                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    f"""INSERT INTO executions ({_EXECUTION_COLUMNS}, {_SOURCE_COLUMNS})
+                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                         ON CONFLICT (fire_id) DO NOTHING""",
                     (
-                        r.fire_id,
-                        r.task_id,
-                        r.tenant,
-                        r.scheduled_at_ms,
-                        r.attempt,
-                        r.outcome.value,
-                        int(r.final),
-                        r.started_at_ms,
-                        r.finished_at_ms,
-                        r.lateness_ms,
-                        r.http_status,
-                        r.error,
-                        r.dispatcher,
+                        *result_values(r),
+                        None if source is None else source.partition,
+                        None if source is None else source.offset,
                     ),
                 )
                 if cursor.rowcount != 1:
@@ -173,43 +186,49 @@ class SqliteHistoryStore:
                     ORDER BY scheduled_at_ms DESC, attempt DESC LIMIT ?""",
                 (task_id, limit),
             ).fetchall()
-        return [
-            ExecutionResult(
-                fire_id=row[0],
-                task_id=row[1],
-                tenant=row[2],
-                scheduled_at_ms=row[3],
-                attempt=row[4],
-                outcome=Outcome(row[5]),
-                final=bool(row[6]),
-                started_at_ms=row[7],
-                finished_at_ms=row[8],
-                lateness_ms=row[9],
-                http_status=row[10],
-                error=row[11],
-                dispatcher=row[12],
-            )
-            for row in rows
-        ]
+        return [_result(row) for row in rows]
 
-    def final_fire_ids(self, fire_ids: list[str]) -> set[str]:
-        if not fire_ids:
-            return set()
-        found: set[str] = set()
+    def executions_between(
+        self, start_ms: int, end_ms: int, limit: int = 10_000
+    ) -> list[ExecutionResult]:
         with self._lock:
-            # SQLite caps bound parameters; 500 per query stays far below it.
-            for start in range(0, len(fire_ids), 500):
-                chunk = fire_ids[start : start + 500]
+            rows = self._conn.execute(
+                f"""SELECT {_EXECUTION_COLUMNS} FROM executions
+                    WHERE scheduled_at_ms >= ? AND scheduled_at_ms < ?
+                    ORDER BY scheduled_at_ms, fire_id LIMIT ?""",
+                (start_ms, end_ms, limit),
+            ).fetchall()
+        return [_result(row) for row in rows]
+
+    def recorded(self, fire_ids: Sequence[str]) -> dict[str, RecordedExecution]:
+        found: dict[str, RecordedExecution] = {}
+        unique = list(dict.fromkeys(fire_ids))
+        with self._lock:
+            for start in range(0, len(unique), _CHUNK):
+                chunk = unique[start : start + _CHUNK]
                 marks = ",".join("?" * len(chunk))
-                found.update(
-                    row[0]
-                    for row in self._conn.execute(
-                        f"SELECT fire_id FROM executions WHERE final = 1 AND fire_id IN ({marks})",
-                        chunk,
-                    )
-                )
+                for row in self._conn.execute(
+                    f"""SELECT {_EXECUTION_COLUMNS}, {_SOURCE_COLUMNS} FROM executions
+                        WHERE fire_id IN ({marks})""",
+                    chunk,
+                ):
+                    source = None if row[13] is None else DueSource(row[13], row[14])
+                    found[row[0]] = RecordedExecution(_result(row), source)
         return found
+
+    def recent_fire_ids(self, partition: int, since_ms: int) -> dict[str, tuple[int, int | None]]:
+        with self._lock:
+            rows = self._conn.execute(
+                """SELECT fire_id, scheduled_at_ms, due_offset FROM executions
+                   WHERE due_partition = ? AND scheduled_at_ms >= ?""",
+                (partition, since_ms),
+            ).fetchall()
+        return {row[0]: (row[1], row[2]) for row in rows}
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _result(row: Sequence[Any]) -> ExecutionResult:
+    return result_from_columns(dict(zip(RESULT_COLUMNS, row, strict=False)))

@@ -7,6 +7,8 @@ this is the processor's own guarantee.
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 from collections import Counter
@@ -24,11 +26,11 @@ TASKS = 600
 SPACING_MS = 20
 
 
-def create_tasks(settings: Settings, first_due_ms: int) -> set[str]:
-    """Create TASKS one-time tasks, SPACING_MS apart from first_due_ms; their fire ids."""
+def create_tasks(settings: Settings, first_due_ms: int, count: int = TASKS) -> set[str]:
+    """Create one-time tasks, SPACING_MS apart from first_due_ms; their fire ids."""
     expected: set[str] = set()
     records: list[tuple[bytes | None, bytes | None]] = []
-    for n in range(TASKS):
+    for n in range(count):
         task_id = f"task-{n}-{uuid.uuid4().hex[:6]}"
         due_ms = first_due_ms + n * SPACING_MS
         command = TaskCommand(
@@ -114,3 +116,29 @@ def test_sigkill_of_a_single_processor_on_real_kafka(
     replacement = pipeline.restart(only)
     pipeline.wait_for_log(replacement, "assigned [")
     assert_exactly_once(fire_id_counts(settings, expected, deadline_s=90), expected)
+
+
+def test_a_zombie_in_the_same_slot_is_fenced_and_nothing_doubles(
+    settings: Settings, pipeline: Pipeline
+) -> None:
+    """The classic zombie: a processor freezes (a long pause, a partition from the
+    network), its replacement starts in its slot and takes over, then the old one
+    wakes up. It must not write again: fenced, it exits. Every firing once."""
+    zombie = pipeline.start_ready("processor")["processor"]
+    expected = create_tasks(settings, int(time.time() * 1000) + 2_000)
+    time.sleep(3.0)
+    os.kill(zombie.process.pid, signal.SIGSTOP)
+    try:
+        successor = pipeline.start("processor", slot=zombie.slot)
+        pipeline.wait_for_log(successor, "assigned [0", timeout_s=60)
+    finally:
+        os.kill(zombie.process.pid, signal.SIGCONT)
+    # Awake, the zombie rejoins the group and may own partitions again; its
+    # first transaction must then fail as fenced. Give every partition work.
+    expected |= create_tasks(settings, int(time.time() * 1000) + 1_000, count=60)
+    deadline = time.monotonic() + 60
+    while zombie.process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert zombie.process.returncode == 1, zombie.log_text()[-2000:]
+    assert "fatal Kafka error" in zombie.log_text()
+    assert_exactly_once(fire_id_counts(settings, expected, deadline_s=60), expected)

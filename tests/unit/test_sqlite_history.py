@@ -1,13 +1,17 @@
-"""The SQLite history store. (The contract suite over every store comes with Cassandra.)"""
+"""What only the SQLite store does: the task read model, a shared file, old files.
+
+The execution-history behaviour of every store is in tests/contract/.
+"""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from streams.core.events import ExecutionResult
 from streams.core.model import Outcome
 from streams.history.sqlite import SqliteHistoryStore
-from streams.ports import TaskRow
+from streams.ports import DueSource, TaskRow
 
 
 def result(fire_id: str, scheduled: int, outcome: Outcome = Outcome.SUCCEEDED) -> ExecutionResult:
@@ -29,16 +33,6 @@ def result(fire_id: str, scheduled: int, outcome: Outcome = Outcome.SUCCEEDED) -
     )
 
 
-def test_executions_are_idempotent_by_fire_id(tmp_path: Path) -> None:
-    store = SqliteHistoryStore(tmp_path / "h.sqlite3")
-    first = [result("t1:100:1", 100), result("t1:200:1", 200)]
-    assert store.record_executions(first) == 2
-    assert store.record_executions([*first, result("t1:300:1", 300)]) == 1
-    assert [r.fire_id for r in store.executions("t1")] == ["t1:300:1", "t1:200:1", "t1:100:1"]
-    assert store.final_fire_ids(["t1:100:1", "t1:999:1"]) == {"t1:100:1"}
-    store.close()
-
-
 def test_task_row_tracks_the_latest_outcome(tmp_path: Path) -> None:
     store = SqliteHistoryStore(tmp_path / "h.sqlite3")
     store.upsert_task(TaskRow("t1", "acme", "n", {"schedule": {"at": "x"}}, "SCHEDULED", 100, 1, 1))
@@ -51,14 +45,6 @@ def test_task_row_tracks_the_latest_outcome(tmp_path: Path) -> None:
     store.close()
 
 
-def test_many_fire_ids_are_looked_up_in_chunks(tmp_path: Path) -> None:
-    store = SqliteHistoryStore(tmp_path / "h.sqlite3")
-    store.record_executions([result(f"t{i}:1:1", 1) for i in range(1_200)])
-    ids = [f"t{i}:1:1" for i in range(1_300)]
-    assert len(store.final_fire_ids(ids)) == 1_200
-    store.close()
-
-
 def test_two_processes_share_the_file(tmp_path: Path) -> None:
     path = tmp_path / "h.sqlite3"
     writer, reader = SqliteHistoryStore(path), SqliteHistoryStore(path)
@@ -66,3 +52,20 @@ def test_two_processes_share_the_file(tmp_path: Path) -> None:
     assert [r.fire_id for r in reader.executions("t1")] == ["t1:1:1"]
     writer.close()
     reader.close()
+
+
+def test_a_file_from_before_due_sources_gets_the_columns(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(
+        """CREATE TABLE executions (fire_id TEXT PRIMARY KEY, task_id TEXT NOT NULL,
+           tenant TEXT NOT NULL, scheduled_at_ms INTEGER NOT NULL, attempt INTEGER NOT NULL,
+           outcome TEXT NOT NULL, final INTEGER NOT NULL, started_at_ms INTEGER NOT NULL,
+           finished_at_ms INTEGER NOT NULL, lateness_ms INTEGER NOT NULL, http_status INTEGER,
+           error TEXT, dispatcher TEXT NOT NULL)"""
+    )
+    old.close()
+    store = SqliteHistoryStore(path)
+    store.record_executions([result("t1:1:1", 1)], {"t1:1:1": DueSource(0, 7)})
+    assert store.recent_fire_ids(0, 0) == {"t1:1:1": (1, 7)}
+    store.close()

@@ -1,0 +1,286 @@
+"""One timewheel processor, measured: throughput, lateness, memory, restore.
+
+    python -m bench.processor throughput [--tasks 100000]
+    python -m bench.processor lateness [--rate 1667] [--seconds 30]
+    python -m bench.processor capacity [--tasks 1000000]
+
+* throughput: create commands for one-time tasks that are due at once, all
+  produced before the processor starts; firings/s = tasks / (last due event
+  - processor assigned). Baseline in the same run: the raw broker moving the
+  same number of records of the same size, produce -> consume, in Python.
+* lateness: tasks due at a steady rate; lateness = due event emitted -
+  scheduled, as the processor stamps it (its own clock).
+* capacity: pending tasks far in the future; processor RSS once all are in
+  its index, then SIGKILL and restart in the same slot and time the restore.
+
+Uses KAFKA_BOOTSTRAP_SERVERS when set, else an embedded broker (in memory:
+10M tasks need about 6 GB of broker memory for commands and changelog).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+
+from bench.common import percentile, table
+from streams.broker import EmbeddedBroker, free_loopback_port
+from streams.config import Settings, kafka_config, producer_config
+from streams.core.events import CommandKind, TaskCommand
+from streams.core.model import AtSchedule, HttpTarget, TaskSpec
+from streams.harness import Pipeline, RoleProcess
+from streams.records import decode_due, encode_command
+from streams.topics import COMMANDS, DUE, ensure_topics
+
+PARTITIONS = 6
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def commands(count: int, due_ms: Iterator[int]) -> Iterator[tuple[bytes, bytes]]:
+    spec_target = HttpTarget("https://example.com/hook")
+    issued = now_ms()
+    for n in range(count):
+        task_id = f"b{n}-{uuid.uuid4().hex[:8]}"
+        command = TaskCommand(
+            command_id=uuid.uuid4().hex,
+            task_id=task_id,
+            tenant="bench",
+            kind=CommandKind.CREATE,
+            issued_at_ms=issued,
+            issuer="bench",
+            spec=TaskSpec(AtSchedule(next(due_ms)), spec_target),
+        )
+        yield task_id.encode(), encode_command(command)
+
+
+def produce_all(settings: Settings, topic: str, records: Iterator[tuple[bytes, bytes]]) -> int:
+    producer = Producer(producer_config(settings, "bench", **{"linger.ms": 20}))
+    count = 0
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        count += 1
+        if count % 10_000 == 0:
+            producer.poll(0)
+            print(f"\r  produced {count:,}", end="", flush=True)
+    producer.flush(120)
+    print(f"\r  produced {count:,}")
+    return count
+
+
+def drain(settings: Settings, topic: str, expected: int, timeout_s: float) -> list[bytes]:
+    """Read (read_committed) until ``expected`` records arrived; values, in arrival order."""
+    consumer = Consumer(
+        kafka_config(
+            settings,
+            "bench-reader",
+            **{
+                "group.id": f"bench-{uuid.uuid4().hex}",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 50,
+            },
+        )
+    )
+    metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions])
+    values: list[bytes] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(values) < expected and time.monotonic() < deadline:
+            for message in consumer.consume(5_000, 0.2):
+                if message.error() is None and message.value() is not None:
+                    values.append(message.value() or b"")
+        return values
+    finally:
+        consumer.close()
+
+
+def raw_rate(settings: Settings, count: int, size: int) -> float:
+    """Records/s the broker moves produce -> consume in Python, with nothing in between."""
+    topic = settings.topic("bench.raw")
+    admin = AdminClient(kafka_config(settings, "bench"))
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result()
+    payload = os.urandom(size)
+    started = time.monotonic()
+    produce_all(settings, topic, ((str(n).encode(), payload) for n in range(count)))
+    got = drain(settings, topic, count, 300)
+    elapsed = time.monotonic() - started
+    assert len(got) == count, f"raw: read {len(got)} of {count}"
+    return count / elapsed
+
+
+def start_processor(pipeline: Pipeline, slot: str = "bench-0") -> RoleProcess:
+    role = pipeline.start("processor", slot=slot)
+    pipeline.wait_for_log(role, "assigned [", timeout_s=600)
+    return role
+
+
+# --- scenarios ---------------------------------------------------------------------
+
+
+def throughput(settings: Settings, pipeline: Pipeline, tasks: int) -> None:
+    due = iter(lambda: now_ms(), None)  # due at once: create and fire in one go
+    print("raw broker baseline ...")
+    sample_size = len(next(commands(1, iter([0])))[1])
+    baseline = raw_rate(settings, tasks, sample_size)
+    print("pipeline: commands first, then the processor ...")
+    produce_all(settings, settings.topic(COMMANDS), commands(tasks, due))
+    started = time.monotonic()
+    start_processor(pipeline)
+    values = drain(settings, settings.topic(DUE), tasks, 900)
+    elapsed = time.monotonic() - started
+    emitted = [decode_due(v).emitted_at_ms for v in values]
+    busy_s = max(1, max(emitted) - min(emitted)) / 1000
+    rate = len(values) / busy_s
+    print()
+    print(
+        table(
+            ["measure", "records", "seconds", "records/s", "ratio"],
+            [
+                ["raw broker produce->consume", tasks, tasks / baseline, baseline, 1.0],
+                ["processor commands->due, sustained", len(values), busy_s, rate, rate / baseline],
+                [
+                    "processor incl. start-up",
+                    len(values),
+                    elapsed,
+                    len(values) / elapsed,
+                    len(values) / elapsed / baseline,
+                ],
+            ],
+        )
+    )
+    print("sustained: first to last due event as the processor stamps them;")
+    print("start-up adds the group join and the restore of the (empty) partitions")
+
+
+def lateness(settings: Settings, pipeline: Pipeline, rate: int, seconds: int) -> None:
+    start_processor(pipeline)
+    count = rate * seconds
+    first = now_ms() + 15_000  # after all commands are in
+    due = (first + n * 1000 // rate for n in range(count))
+    produce_all(settings, settings.topic(COMMANDS), commands(count, due))
+    values = drain(settings, settings.topic(DUE), count, seconds + 120)
+    late = [d.emitted_at_ms - d.scheduled_at_ms for d in map(decode_due, values)]
+    print()
+    print(
+        table(
+            ["firings", "rate/s", "p50 ms", "p90 ms", "p99 ms", "max ms"],
+            [
+                [
+                    len(late),
+                    rate,
+                    percentile(late, 50),
+                    percentile(late, 90),
+                    percentile(late, 99),
+                    max(late),
+                ]
+            ],
+        )
+    )
+
+
+def metric_sum(port: int, name: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return sum(float(m) for m in re.findall(rf"^{name}{{[^}}]*}} (\S+)$", text, re.M))
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"VmRSS:\s+(\d+) kB", status)
+    return int(match.group(1)) / 1024 if match else float("nan")
+
+
+def capacity(settings: Settings, pipeline: Pipeline, tasks: int) -> None:
+    port = free_loopback_port()
+    settings = replace(settings, metrics_port=port)
+    pipeline.settings = settings
+    role = start_processor(pipeline)
+    idle_rss = rss_mb(role.process.pid)
+    far = now_ms() + 7 * 86_400_000
+    due = (far + n for n in range(tasks))
+    started = time.monotonic()
+    produce_all(settings, settings.topic(COMMANDS), commands(tasks, due))
+    while (held := metric_sum(port, "kronwheel_index_tasks")) < tasks:
+        print(f"\r  indexed {held:,.0f} of {tasks:,}", end="", flush=True)
+        time.sleep(5)  # the gauge is refreshed every 5 s
+    ingest_s = time.monotonic() - started
+    full_rss = rss_mb(role.process.pid)
+    print()
+    pipeline.kill(role)
+    restart_started = time.monotonic()
+    again = pipeline.restart(role)
+    pipeline.wait_for_log(again, "assigned [", timeout_s=900)
+    restore_s = time.monotonic() - restart_started
+    restored = [float(s) for s in re.findall(r"in ([\d.]+) s$", again.log_text(), re.M)]
+    restored_rss = rss_mb(again.process.pid)
+    print(
+        table(
+            ["measure", "value"],
+            [
+                ["pending tasks", tasks],
+                ["ingest (create commands -> indexed), s", ingest_s],
+                ["ingest rate, tasks/s", tasks / ingest_s],
+                ["processor RSS idle, MB", idle_rss],
+                ["processor RSS holding all tasks, MB", full_rss],
+                ["restart after SIGKILL -> assigned, s", restore_s],
+                ["of which restore (sum over partitions), s", sum(restored)],
+                ["processor RSS after restore, MB", restored_rss],
+            ],
+        )
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("scenario", choices=["throughput", "lateness", "capacity"])
+    parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--rate", type=int, default=1_667)
+    parser.add_argument("--seconds", type=int, default=30)
+    args = parser.parse_args()
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kw-bench-")))
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not bootstrap:
+            broker = stack.enter_context(EmbeddedBroker(log_path=work / "broker.log"))
+            bootstrap = broker.bootstrap_servers
+        settings = replace(
+            Settings(),
+            bootstrap_servers=bootstrap,
+            topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
+            partitions=PARTITIONS,
+            data_dir=work / "data",
+            session_timeout_ms=6000,
+        )
+        ensure_topics(settings)
+        pipeline = Pipeline(settings, work / "logs")
+        stack.callback(pipeline.stop_all)
+        if args.scenario == "throughput":
+            throughput(settings, pipeline, args.tasks)
+        elif args.scenario == "lateness":
+            lateness(settings, pipeline, args.rate, args.seconds)
+        else:
+            capacity(settings, pipeline, args.tasks)
+
+
+if __name__ == "__main__":
+    main()

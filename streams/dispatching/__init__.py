@@ -1,0 +1,1 @@
+"""The parts of the dispatcher role (streams/dispatch.py puts them together)."""

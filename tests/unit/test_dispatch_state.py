@@ -1,0 +1,89 @@
+"""The dispatcher's bookkeeping: offsets to commit, the dedupe window, per-host limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import pytest
+
+from streams.core.clock import FakeClock
+from streams.core.ratelimit import TokenBucket
+from streams.dispatching.dedupe import RecentFireIds, Verdict
+from streams.dispatching.limits import HostLimits
+from streams.dispatching.progress import PartitionProgress
+
+
+def test_commit_never_passes_an_unfinished_record() -> None:
+    progress: PartitionProgress[str] = PartitionProgress()
+    for offset in (10, 11, 12, 13):
+        progress.take(offset)
+    progress.finish(11, "b")
+    progress.finish(12, "c")
+    assert progress.release() is None, "10 is still running"
+    progress.finish(10, "a")
+    released = progress.release()
+    assert released is not None
+    assert (released.outputs, released.next_offset) == (["a", "b", "c"], 13)
+    assert progress.release() is None
+    progress.finish(13, "d")
+    released = progress.release()
+    assert released is not None
+    assert released.next_offset == 14
+    assert progress.held == 0
+
+
+def test_offsets_are_taken_in_order_and_finished_once() -> None:
+    progress: PartitionProgress[str] = PartitionProgress()
+    progress.take(5)
+    with pytest.raises(ValueError, match="taken after"):
+        progress.take(5)
+    progress.finish(5, "x")
+    with pytest.raises(KeyError):
+        progress.finish(5, "x")
+
+
+def test_recent_fire_ids_answer_locally_inside_the_window() -> None:
+    recent = RecentFireIds(1_000, {"t:1500:1": (1_500, 7)})
+    assert recent.check("t:1500:1", 1_500) is Verdict.RECORDED
+    assert recent.recorded_offset("t:1500:1") == 7
+    assert recent.check("t:2000:1", 2_000) is Verdict.FRESH
+    assert recent.check("t:500:2", 500) is Verdict.ASK_STORE
+    recent.add("t:2000:1", 2_000, 9)
+    assert recent.check("t:2000:1", 2_000) is Verdict.RECORDED
+    recent.prune(1_800)
+    assert recent.check("t:1500:1", 1_500) is Verdict.ASK_STORE
+    assert len(recent) == 1
+
+
+def test_token_bucket_spaces_calls_after_a_burst() -> None:
+    bucket = TokenBucket(rate=10, burst=2, now_s=0.0)
+    assert bucket.reserve(0.0) == 0.0
+    assert bucket.reserve(0.0) == 0.0
+    assert bucket.reserve(0.0) == pytest.approx(0.1)
+    assert bucket.reserve(0.0) == pytest.approx(0.2)
+    assert bucket.reserve(1.0) == 0.0  # refilled (to the burst only)
+    assert bucket.reserve(1.0) == 0.0
+    assert bucket.reserve(1.0) == pytest.approx(0.1)
+
+
+async def test_host_limits_bound_calls_per_host_not_across_hosts() -> None:
+    limits = HostLimits(concurrency=2, rate_per_s=0, clock=FakeClock())
+    running: Counter[str] = Counter()
+    peak: Counter[str] = Counter()
+    release = asyncio.Event()
+
+    async def call(host: str) -> None:
+        async with limits.slot(host):
+            running[host] += 1
+            peak[host] = max(peak[host], running[host])
+            await release.wait()
+            running[host] -= 1
+
+    calls = [asyncio.create_task(call(h)) for h in ["a"] * 5 + ["b"] * 2]
+    for _ in range(5):
+        await asyncio.sleep(0)  # let every call start or queue
+    assert dict(running) == {"a": 2, "b": 2}
+    release.set()
+    await asyncio.gather(*calls)
+    assert dict(peak) == {"a": 2, "b": 2}

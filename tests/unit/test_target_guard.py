@@ -1,0 +1,207 @@
+"""The SSRF guard on real connections: refused address classes, the allowlist, pinning
+(a rebinding host name cannot slip through), no redirects, signed callbacks.
+
+Servers listen on 127.0.0.1 only; "DNS" is a scripted resolver, so no test
+leaves the machine.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+from aiohttp.abc import AbstractResolver, ResolveResult
+
+from streams.broker import free_loopback_port
+from streams.core.clock import FakeClock
+from streams.core.events import DueTask
+from streams.core.ids import fire_id
+from streams.core.model import HttpTarget, Outcome, RetryPolicy
+from streams.core.netguard import Allowlist
+from streams.core.signing import verify_signature
+from streams.dispatching.guard import TargetRefused, guarded_session
+from streams.dispatching.limits import HostLimits
+from streams.harness import CallbackSink
+from streams.targets import GuardedHttp, TargetRunner
+
+
+class ScriptedDns(AbstractResolver):
+    """Answers each lookup of a name with the next scripted list of addresses."""
+
+    def __init__(self, script: dict[str, list[list[str]]]) -> None:
+        self.script = script
+        self.lookups: list[str] = []
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        self.lookups.append(host)
+        answers = self.script[host]
+        addresses = answers.pop(0) if len(answers) > 1 else answers[0]
+        return [
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": socket.AF_INET6 if ":" in address else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST,
+            }
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def sink() -> Iterator[CallbackSink]:
+    with CallbackSink() as running:
+        yield running
+
+
+async def call(url: str, allowlist: Allowlist, dns: ScriptedDns | None = None) -> int:
+    async with guarded_session(allowlist, 8, dns) as session:
+        http = GuardedHttp(session, allowlist, HostLimits(4, 0, FakeClock()))
+        return await http.call("POST", url, b"{}", {}, 5_000)
+
+
+REFUSED_CLASSES = {
+    "loopback": "127.0.0.1",
+    "private-10": "10.1.2.3",
+    "private-172": "172.16.5.4",
+    "private-192": "192.168.0.10",
+    "link-local": "169.254.1.1",
+    "cloud-metadata": "169.254.169.254",
+    "multicast": "224.0.0.251",
+    "unspecified": "0.0.0.0",
+    "ipv6-loopback": "::1",
+    "ipv6-unique-local": "fd12::1",
+    "ipv6-link-local": "fe80::1",
+    "ipv4-mapped-loopback": "::ffff:127.0.0.1",
+}
+
+
+@pytest.mark.parametrize("address", REFUSED_CLASSES.values(), ids=REFUSED_CLASSES.keys())
+async def test_each_refused_class_is_refused_by_name(address: str, sink: CallbackSink) -> None:
+    dns = ScriptedDns({"hooks.example": [[address]]})
+    with pytest.raises(TargetRefused, match="KRONWHEEL_TARGET_ALLOWLIST"):
+        await call(f"http://hooks.example:{sink.port}/hook", Allowlist(), dns)
+    assert sink.received() == []
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "10.0.0.1", "169.254.169.254", "[::1]", "[fd00::1]"])
+async def test_ip_literal_targets_are_refused_too(host: str, sink: CallbackSink) -> None:
+    with pytest.raises(TargetRefused):
+        await call(f"http://{host}:{sink.port}/hook", Allowlist())
+    assert sink.received() == []
+
+
+async def test_allowlisted_cidr_and_host_name_are_called(sink: CallbackSink) -> None:
+    assert await call(sink.url, Allowlist.parse(("127.0.0.0/8",))) == 200
+    dns = ScriptedDns({"internal.example": [["127.0.0.1"]]})
+    allow = Allowlist.parse(("internal.example",))
+    assert await call(f"http://internal.example:{sink.port}/hook", allow, dns) == 200
+    assert len(sink.received()) == 2
+
+
+async def test_a_rebinding_name_is_checked_and_connected_with_one_answer(
+    sink: CallbackSink,
+) -> None:
+    # Allowed: 127.0.0.1 only. The name answers 127.0.0.1 first (passes the check,
+    # and the connection goes exactly there), then a refused address: a guard that
+    # resolved again to connect would be steered to it; this one never resolves twice
+    # for one connection, and refuses the second answer when it is asked again.
+    dns = ScriptedDns({"rebind.example": [["127.0.0.1"], ["10.0.0.7"], ["10.0.0.7"]]})
+    allow = Allowlist.parse(("127.0.0.1/32",))
+    url = f"http://rebind.example:{sink.port}/hook"
+    async with guarded_session(allow, 8, dns) as session:
+        http = GuardedHttp(session, allow, HostLimits(4, 0, FakeClock()))
+        assert await http.call("POST", url, b"{}", {}, 5_000) == 200
+        assert dns.lookups == ["rebind.example"]
+    async with guarded_session(allow, 8, dns) as session:
+        http = GuardedHttp(session, allow, HostLimits(4, 0, FakeClock()))
+        with pytest.raises(TargetRefused, match=r"10\.0\.0\.7"):
+            await http.call("POST", url, b"{}", {}, 5_000)
+    assert len(sink.received()) == 1
+
+
+async def test_one_refused_address_in_an_answer_refuses_the_whole_answer(
+    sink: CallbackSink,
+) -> None:
+    dns = ScriptedDns({"mixed.example": [["127.0.0.1", "10.0.0.8"]]})
+    with pytest.raises(TargetRefused):
+        await call(
+            f"http://mixed.example:{sink.port}/hook", Allowlist.parse(("127.0.0.1/32",)), dns
+        )
+    assert sink.received() == []
+
+
+async def test_redirects_are_not_followed() -> None:
+    with CallbackSink(status=302) as redirecting:
+        status = await call(redirecting.url, Allowlist.parse(("127.0.0.0/8",)))
+        assert status == 302
+        assert len(redirecting.received()) == 1
+
+
+def due_for(url: str) -> DueTask:
+    scheduled = 1_800_000_000_000
+    return DueTask(
+        fire_id("t9", scheduled, 2),
+        "t9",
+        "acme",
+        "n",
+        scheduled,
+        2,
+        scheduled,
+        HttpTarget(url, body='{"hello": 1}', headers={"X-Task": "yes"}),
+        RetryPolicy(3),
+    )
+
+
+async def test_a_callback_is_signed_and_carries_the_contract_headers(sink: CallbackSink) -> None:
+    clock = FakeClock()
+    allow = Allowlist.parse(("127.0.0.0/8",))
+    async with guarded_session(allow, 8) as session:
+        http = GuardedHttp(session, allow, HostLimits(4, 0, clock))
+        runner = TargetRunner(http, producer=None, clock=clock, signing_secret="s3cret")  # type: ignore[arg-type]
+        attempt = await runner.run(due_for(sink.url))
+    assert (attempt.outcome, attempt.http_status) == (Outcome.SUCCEEDED, 200)
+    [callback] = sink.received()
+    headers = callback.headers
+    assert headers["Idempotency-Key"] == "t9:1800000000000:2"
+    assert headers["Kronwheel-Attempt"] == "2"
+    assert headers["Kronwheel-Task-Id"] == "t9"
+    assert headers["X-Task"] == "yes"
+    now_s = clock.now_ms() // 1000
+    assert verify_signature("s3cret", headers["Kronwheel-Signature"], callback.body, now_s)
+    assert not verify_signature("wrong", headers["Kronwheel-Signature"], callback.body, now_s)
+    assert not verify_signature("s3cret", headers["Kronwheel-Signature"], b"tampered", now_s)
+    assert not verify_signature(
+        "s3cret", headers["Kronwheel-Signature"], callback.body, now_s + 3600
+    )
+
+
+async def test_a_refused_target_is_a_failed_attempt_with_the_reason() -> None:
+    clock = FakeClock()
+    async with guarded_session(Allowlist(), 8) as session:
+        http = GuardedHttp(session, Allowlist(), HostLimits(4, 0, clock))
+        runner = TargetRunner(http, producer=None, clock=clock, signing_secret=None)  # type: ignore[arg-type]
+        attempt = await runner.run(due_for("http://127.0.0.1:9/hook"))
+    assert attempt.outcome is Outcome.FAILED
+    assert attempt.error is not None
+    assert "loopback" in attempt.error
+
+
+async def test_an_unreachable_target_is_a_failed_attempt() -> None:
+    clock = FakeClock()
+    allow = Allowlist.parse(("127.0.0.0/8",))
+    async with guarded_session(allow, 8) as session:
+        http = GuardedHttp(session, allow, HostLimits(4, 0, clock))
+        runner = TargetRunner(http, producer=None, clock=clock, signing_secret=None)  # type: ignore[arg-type]
+        # A free port: nothing listens there, the connection is refused.
+        attempt = await runner.run(due_for(f"http://127.0.0.1:{free_loopback_port()}/hook"))
+    assert attempt.outcome is Outcome.FAILED
+    assert attempt.http_status is None
+    assert attempt.error
