@@ -4,12 +4,15 @@ ends succeeded exactly once in the history store."""
 
 from __future__ import annotations
 
-from streams.config import Settings
-from streams.core.model import Outcome
-from streams.dispatch import group_id
-from streams.harness import CallbackSink, Pipeline
+from confluent_kafka import Producer
+
+from streams.config import Settings, producer_config
+from streams.core.events import DueTask
+from streams.core.ids import fire_id
+from streams.core.model import HttpTarget, Outcome, RetryPolicy
+from streams.harness import Callback, CallbackSink, Pipeline
 from streams.history.sqlite import SqliteHistoryStore
-from streams.status import consumer_lag
+from streams.records import encode_due
 from streams.topics import DUE
 from tests.integration.replaykit import (
     create_command,
@@ -74,13 +77,17 @@ def test_target_outage_then_replay_due(settings: Settings, pipeline: Pipeline) -
         again = kronwheel(settings, "replay", "due", *window, "--status", "failed")
         assert "0 firings to re-drive" in again.stdout
         # Without --status every firing goes out again with its fire id, and the
-        # dispatcher drops each as already final: once it has caught up, the
-        # target saw nothing new.
+        # dispatcher drops each as already recorded. A fresh marker firing behind
+        # them on every partition shows when it has read past them all.
         resent = kronwheel(settings, "replay", "due", *window)
         assert f"{2 * TASKS} produced" in resent.stdout
-        wait_until(lambda: dispatchers_caught_up(settings), 30, "dispatchers to catch up")
-        callbacks = sink.received()
-
+        produce_markers(settings, sink.url + "/marker")
+        wait_until(
+            lambda: len(markers(sink.received())) == settings_partitions(settings),
+            30,
+            "the marker firings",
+        )
+        callbacks = [c for c in sink.received() if not c.path.endswith("/marker")]
     assert len(callbacks) == 2 * TASKS
     final = outcomes()
     for task_id in task_ids:
@@ -90,6 +97,24 @@ def test_target_outage_then_replay_due(settings: Settings, pipeline: Pipeline) -
     store.close()
 
 
-def dispatchers_caught_up(settings: Settings) -> bool:
-    rows = consumer_lag(settings, group_id(settings), settings.topic(DUE))
-    return all(row.lag == 0 and row.committed is not None for row in rows if row.end > 0)
+def settings_partitions(settings: Settings) -> int:
+    return settings.partitions or 1
+
+
+def markers(callbacks: list[Callback]) -> list[Callback]:
+    return [c for c in callbacks if c.path.endswith("/marker")]
+
+
+def produce_markers(settings: Settings, url: str) -> None:
+    """One fresh firing at the end of every tasks.due partition."""
+    producer = Producer(producer_config(settings, "test"))
+    now = now_ms()
+    for partition in range(settings_partitions(settings)):
+        task = f"marker-{partition}"
+        due = DueTask(
+            fire_id(task, now, 1), task, "ops", task, now, 1, now, HttpTarget(url), RetryPolicy()
+        )
+        producer.produce(
+            settings.topic(DUE), encode_due(due), key=task.encode(), partition=partition
+        )
+    assert producer.flush(10) == 0
