@@ -31,16 +31,15 @@ from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from bench.common import percentile, table
 from streams.broker import EmbeddedBroker, free_loopback_port
-from streams.config import Settings, kafka_config, producer_config
-from streams.core.events import CommandKind, TaskCommand
+from streams.config import Settings, kafka_config
 from streams.core.model import AtSchedule, HttpTarget, TaskSpec
-from streams.harness import Pipeline, RoleProcess
-from streams.records import decode_due, encode_command
+from streams.harness import Pipeline, RoleProcess, create_record, produce_records
+from streams.records import decode_due
 from streams.topics import COMMANDS, DUE, ensure_topics
 
 PARTITIONS = 6
@@ -51,37 +50,20 @@ def now_ms() -> int:
 
 
 def commands(count: int, due_ms: Iterator[int]) -> Iterator[tuple[bytes, bytes]]:
-    spec_target = HttpTarget("https://example.com/hook")
-    issued = now_ms()
+    target = HttpTarget("https://example.com/hook")
     for n in range(count):
-        task_id = f"b{n}-{uuid.uuid4().hex[:8]}"
-        command = TaskCommand(
-            command_id=uuid.uuid4().hex,
-            task_id=task_id,
-            tenant="bench",
-            kind=CommandKind.CREATE,
-            issued_at_ms=issued,
-            issuer="bench",
-            spec=TaskSpec(AtSchedule(next(due_ms)), spec_target),
-        )
-        yield task_id.encode(), encode_command(command)
+        spec = TaskSpec(AtSchedule(next(due_ms)), target)
+        yield create_record(f"b{n}-{uuid.uuid4().hex[:8]}", spec, tenant="bench", issuer="bench")
 
 
 def produce_all(settings: Settings, topic: str, records: Iterator[tuple[bytes, bytes]]) -> int:
-    producer = Producer(producer_config(settings, "bench", **{"linger.ms": 20}))
-    count = 0
-    for key, value in records:
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        count += 1
-        if count % 10_000 == 0:
-            producer.poll(0)
-            print(f"\r  produced {count:,}", end="", flush=True)
-    producer.flush(120)
+    def counted() -> Iterator[tuple[bytes, bytes]]:
+        for n, record in enumerate(records, 1):
+            if n % 50_000 == 0:
+                print(f"\r  produced {n:,}", end="", flush=True)
+            yield record
+
+    count = produce_records(settings, topic, counted())
     print(f"\r  produced {count:,}")
     return count
 

@@ -29,8 +29,15 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("api", help="run the REST API and web page")
     commands.add_parser("processor", help="run a timewheel processor")
     commands.add_parser("dispatcher", help="run a dispatcher")
+    commands.add_parser(
+        "bench", help="whole-pipeline benchmarks: steady | burst | capacity", add_help=False
+    )
     topics = commands.add_parser("topics", help="create or describe the topics")
     topics.add_argument("action", choices=["create", "describe"])
+    token = commands.add_parser("token", help="manage API tokens")
+    token.add_argument("action", choices=["create"])
+    token.add_argument("--tenant", required=True, help="the tenant the token acts for")
+    token.add_argument("--name", default="cli", help="a label shown in the audit trail")
     status = commands.add_parser(
         "status", help="consumer lag, pending tasks per partition, dead letters"
     )
@@ -86,7 +93,14 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bench":
+        from bench.scenarios import main as bench_main
+
+        return bench_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     settings = Settings.from_env()
     configure_logging(args.log_level, settings.log_format)
 
@@ -116,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         from streams.replay.cli import run_replay
 
         return run_replay(_require_bootstrap(settings), args, _progress(args))
+    elif args.command == "token":
+        return _create_token(settings, args.tenant, args.name)
     return 0
 
 
@@ -143,6 +159,27 @@ def _topics(settings: Settings, action: str) -> None:
             ],
         )
     )
+
+
+def _create_token(settings: Settings, tenant: str, name: str) -> int:
+    """Store a new token's hash in the read model and print the token (shown once)."""
+    from streams.api.auth import ADMIN_TENANT, issue_token
+    from streams.core.clock import SystemClock
+    from streams.core.ids import is_valid_tenant
+    from streams.readmodel import open_read_model
+
+    if not is_valid_tenant(tenant) or tenant == ADMIN_TENANT:
+        print(
+            f"invalid tenant {tenant!r}: use [a-z0-9][a-z0-9_-]{{0,39}}, not {ADMIN_TENANT!r}",
+            file=sys.stderr,
+        )
+        return 2
+    store = open_read_model(settings)
+    try:
+        print(issue_token(store, tenant, name, SystemClock().now_ms()))
+    finally:
+        store.close()
+    return 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,10 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from streams.broker import free_loopback_port
 from streams.config import Settings, kafka_config, producer_config
+from streams.core.events import CommandKind, TaskCommand
+from streams.core.model import TaskSpec
 from streams.procs import kill, spawn, stop, wait_for_http_ok
+from streams.records import encode_command
 
 
 @dataclass
@@ -61,7 +66,7 @@ class Pipeline:
         log_path = self.log_dir / f"{role}-{len(self.roles)}.log"
         with log_path.open("ab") as log_file:
             process = spawn(
-                [sys.executable, "-m", "streams.cli", role],
+                [sys.executable, *self._profiler(role, slot), "-m", "streams.cli", role],
                 env=env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -69,6 +74,17 @@ class Pipeline:
         started = RoleProcess(role, process, log_path, slot)
         self.roles.append(started)
         return started
+
+    @staticmethod
+    def _profiler(role: str, slot: str) -> list[str]:
+        """With KRONWHEEL_PROFILE_DIR set, each role runs under cProfile and writes
+        <dir>/<slot>.prof when it stops cleanly (SIGTERM): how benchmarks find where
+        the time goes."""
+        directory = os.environ.get("KRONWHEEL_PROFILE_DIR")
+        if not directory:
+            return []
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        return ["-m", "cProfile", "-o", str(Path(directory) / f"{slot}.prof")]
 
     def wait_for_log(
         self, role: RoleProcess, text: str, timeout_s: float = 60.0, occurrence: int = 1
@@ -186,21 +202,45 @@ class CallbackSink:
         asyncio.run(main())
 
 
+def produce_waiting(producer: Producer, topic: str, key: bytes | None, value: bytes | None) -> None:
+    """Produce one record, waiting for room when the client's queue is full."""
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
 def produce_records(
-    settings: Settings, topic: str, records: list[tuple[bytes | None, bytes | None]]
-) -> None:
+    settings: Settings, topic: str, records: Iterable[tuple[bytes | None, bytes | None]]
+) -> int:
     """Produce records to a topic (its physical name, as ``read_topic`` takes) as another
-    service would: keyed, default partitioner; then flush."""
-    producer = Producer(producer_config(settings, "test-producer"))
+    service would: keyed, default partitioner; then flush. Returns how many."""
+    producer = Producer(producer_config(settings, "test-producer", **{"linger.ms": 20}))
+    count = 0
     for key, value in records:
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key)
-                break
-            except BufferError:
-                producer.poll(0.05)
-    if producer.flush(30) != 0:
+        produce_waiting(producer, topic, key, value)
+        count += 1
+    if producer.flush(60) != 0:
         raise RuntimeError(f"could not deliver every record to {topic}")
+    return count
+
+
+def create_record(
+    task_id: str, spec: TaskSpec, tenant: str = "acme", issuer: str = "test"
+) -> tuple[bytes, bytes]:
+    """A CREATE command as another service would produce it: (key, Avro value)."""
+    command = TaskCommand(
+        command_id=uuid.uuid4().hex,
+        task_id=task_id,
+        tenant=tenant,
+        kind=CommandKind.CREATE,
+        issued_at_ms=time.time_ns() // 1_000_000,
+        issuer=issuer,
+        spec=spec,
+    )
+    return task_id.encode(), encode_command(command)
 
 
 def read_topic(

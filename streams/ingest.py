@@ -1,18 +1,28 @@
 """Commands in: turn a validated request into a TaskCommand on tasks.commands.
 
 The REST API uses this; other services produce the same Avro TaskCommand
-straight to the topic (schemas/task_command.avsc, key = task id as UTF-8).
-A command is accepted once the broker has it (acks=all): from then on it is
-the processors' job, and nothing the API process does can lose it.
+straight to the topic (schemas/task_command.avsc, key = task id as UTF-8;
+docs/api.md and examples/produce_command.py show how). A command is accepted
+once the broker has it (acks=all): from then on it is the processors' job,
+and nothing the API process does can lose it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+
+from confluent_kafka import Message
 
 from streams.config import Settings
 from streams.core.events import CommandKind, TaskCommand
-from streams.core.ids import new_command_id, new_task_id
+from streams.core.ids import (
+    dedupe_command_id,
+    dedupe_task_id,
+    new_command_id,
+    new_task_id,
+    tenant_task_id,
+)
 from streams.core.model import TaskSpec
 from streams.kafka_io import AsyncProducer
 from streams.records import encode_command
@@ -20,15 +30,46 @@ from streams.topics import COMMANDS
 
 log = logging.getLogger(__name__)
 
+# Headers every command carries; consumers rely only on the Avro value, the
+# headers help people reading the topic with generic tools.
+SCHEMA_HEADER = ("kw-schema", b"TaskCommand")
+
 
 def create_command(
     spec: TaskSpec, *, tenant: str, issuer: str, now_ms: int, task_id: str | None = None
 ) -> TaskCommand:
+    """A CREATE. With a dedupe key, the task id and command id are derived from
+    (tenant, key), so a retried create lands on the same task from any API instance."""
+    command_id = new_command_id()
+    if task_id is None and spec.dedupe_key is not None:
+        task_id = dedupe_task_id(tenant, spec.dedupe_key)
+        command_id = dedupe_command_id(tenant, spec.dedupe_key)
     return TaskCommand(
-        command_id=new_command_id(),
-        task_id=task_id or new_task_id(),
+        command_id=command_id,
+        task_id=task_id or (tenant_task_id(tenant) if tenant else new_task_id()),
         tenant=tenant,
         kind=CommandKind.CREATE,
+        issued_at_ms=now_ms,
+        issuer=issuer,
+        spec=spec,
+    )
+
+
+def task_command(
+    kind: CommandKind,
+    task_id: str,
+    *,
+    tenant: str,
+    issuer: str,
+    now_ms: int,
+    spec: TaskSpec | None = None,
+) -> TaskCommand:
+    """UPDATE (with the full new spec), PAUSE, RESUME, CANCEL or TRIGGER of a task."""
+    return TaskCommand(
+        command_id=new_command_id(),
+        task_id=task_id,
+        tenant=tenant,
+        kind=kind,
         issued_at_ms=now_ms,
         issuer=issuer,
         spec=spec,
@@ -43,18 +84,27 @@ class CommandPublisher:
         self._producer = producer
 
     async def publish(self, command: TaskCommand) -> None:
-        message = await self._producer.produce(
-            self._topic,
-            encode_command(command),
-            key=command.task_id.encode(),
-            headers=[("kw-schema", b"TaskCommand")],
-        )
-        log.info(
-            "command %s %s task=%s -> %s[%s]@%s",
-            command.kind.value,
-            command.command_id,
-            command.task_id,
-            message.topic(),
-            message.partition(),
-            message.offset(),
-        )
+        await self.publish_many([command])
+
+    async def publish_many(self, commands: list[TaskCommand]) -> None:
+        """Queue every command at once and wait until the broker has all of them."""
+        deliveries = [
+            self._producer.produce(
+                self._topic,
+                encode_command(command),
+                key=command.task_id.encode(),
+                headers=[SCHEMA_HEADER],
+            )
+            for command in commands
+        ]
+        messages: list[Message] = await asyncio.gather(*deliveries)
+        for command, message in zip(commands, messages, strict=True):
+            log.debug(
+                "command %s %s task=%s -> %s[%s]@%s",
+                command.kind.value,
+                command.command_id,
+                command.task_id,
+                message.topic(),
+                message.partition(),
+                message.offset(),
+            )

@@ -78,3 +78,19 @@ TRANSACTIONS = Counter(
     "Kafka transactions finished by processors.",
     ["result"],  # committed | aborted
 )
+API_REQUESTS = Counter(
+    "kronwheel_api_requests_total",
+    "REST calls answered by the API, by route and status.",
+    ["method", "route", "status"],
+)
+API_COMMANDS = Counter(
+    "kronwheel_api_commands_total",
+    "Task commands the API published to tasks.commands, by kind.",
+    ["kind"],
+)
+PROJECTED_EVENTS = Counter(
+    "kronwheel_projector_events_total",
+    "Records the API's projector applied to the read model, by topic.",
+    ["topic"],  # state | results | commands
+)
+WEBSOCKET_CLIENTS = Gauge("kronwheel_api_websocket_clients", "Open /v1/stream connections.")

@@ -10,24 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from streams.core.events import ExecutionResult
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRow:
-    """The read model of one task, as the API shows it."""
-
-    task_id: str
-    tenant: str
-    name: str
-    spec: dict[str, Any]  # the REST representation of the TaskSpec
-    status: str
-    next_fire_ms: int | None
-    created_at_ms: int
-    updated_at_ms: int
-    last_fire_id: str | None = None
-    last_outcome: str | None = None
-    last_finished_at_ms: int | None = None
+from streams.core.events import ExecutionResult, TaskCommand, TaskState
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,14 +68,6 @@ class ExecutionHistory(Protocol):
     def close(self) -> None: ...
 
 
-class HistoryStore(ExecutionHistory, Protocol):
-    """Execution history plus the task read model the API shows (SQLite today)."""
-
-    def upsert_task(self, row: TaskRow) -> None: ...
-
-    def get_task(self, task_id: str) -> TaskRow | None: ...
-
-
 class KafkaMessage(Protocol):
     """What the processors need of a consumed record (confluent_kafka.Message fits).
 
@@ -109,3 +84,111 @@ class KafkaMessage(Protocol):
     def key(self) -> bytes | None: ...
 
     def value(self) -> bytes | None: ...
+
+
+# --- the task read model (the API's view, kept from the topics) ------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """One task as the API shows it, projected from tasks.state and tasks.results.
+
+    ``status`` is lower case: scheduled, paused, completed, cancelled, failed.
+    """
+
+    task_id: str
+    tenant: str
+    name: str
+    spec: dict[str, Any]  # the REST representation of the TaskSpec
+    status: str
+    next_fire_ms: int | None
+    created_at_ms: int
+    updated_at_ms: int
+    fire_count: int = 0
+    last_fire_id: str | None = None
+    last_outcome: str | None = None
+    last_finished_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """Who issued a command, when, and what it changed (from tasks.commands)."""
+
+    command_id: str
+    task_id: str
+    tenant: str
+    kind: str
+    issuer: str
+    issued_at_ms: int
+    changes: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """An API token, known only by its SHA-256: the token itself is shown once."""
+
+    token_hash: str
+    tenant: str
+    name: str
+    admin: bool
+    created_at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    tenant: str
+    statuses: frozenset[str] = frozenset()
+    text: str | None = None  # substring of the name or the task id
+    limit: int = 50
+    # Keyset paging, newest first: strictly older than (created_at_ms, task_id).
+    before: tuple[int, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """One batch read by the projector, applied atomically with its offsets.
+
+    ``states`` keep changelog order; a None state is a tombstone (the task ended).
+    ``rejected`` are commands the processors dead-lettered, as (task id, command
+    id, reason): the read model keeps nothing of them, waiting requests learn why.
+    ``offsets`` are the next offsets to read, per (topic, partition).
+    """
+
+    states: tuple[tuple[str, TaskState | None], ...] = ()
+    results: tuple[ExecutionResult, ...] = ()
+    commands: tuple[TaskCommand, ...] = ()
+    rejected: tuple[tuple[str, str, str], ...] = ()
+    offsets: tuple[tuple[str, int, int], ...] = ()
+
+
+class ReadModel(Protocol):
+    """Tasks, audit trail and tokens for the API (SQLite embedded, Cassandra in production).
+
+    Written only by the projector (and tokens by ``kronwheel token create``),
+    never by request handlers; every write is an idempotent upsert, so
+    re-reading a topic from any offset converges to the same rows.
+    """
+
+    def apply(self, projector: str, batch: Projection) -> None: ...
+
+    def offsets(self, projector: str) -> dict[tuple[str, int], int]:
+        """The next offset to read per (topic, partition), as the last apply left them."""
+        ...
+
+    def get_task(self, tenant: str, task_id: str) -> TaskRecord | None:
+        """The task if it exists and belongs to ``tenant``; None otherwise (never another's)."""
+        ...
+
+    def list_tasks(self, query: TaskQuery) -> list[TaskRecord]:
+        """Newest first, at most ``query.limit``."""
+        ...
+
+    def audit(self, tenant: str, task_id: str, limit: int = 100) -> list[AuditEntry]:
+        """Oldest first."""
+        ...
+
+    def put_token(self, record: TokenRecord) -> None: ...
+
+    def find_token(self, token_hash: str) -> TokenRecord | None: ...
+
+    def close(self) -> None: ...

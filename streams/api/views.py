@@ -1,31 +1,29 @@
-"""JSON views of the read model and history, as the REST API returns them."""
+"""JSON views of the read model and history, as the REST API and the WebSocket show them."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from streams.core.events import ExecutionResult
+from streams.core.events import ExecutionResult, TaskCommand
+from streams.core.render import spec_to_json
+from streams.core.schedule import first_fire_ms
 from streams.core.timefmt import format_rfc3339_ms
-from streams.ports import TaskRow
+from streams.ports import AuditEntry, TaskRecord
 
 
 def _instant(ms: int | None) -> str | None:
     return None if ms is None else format_rfc3339_ms(ms)
 
 
-def task_view(row: TaskRow) -> dict[str, Any]:
-    status = row.status.lower()
-    one_time = "at" in row.spec.get("schedule", {})
-    if one_time and status == "scheduled" and row.last_outcome is not None:
-        # The walking skeleton's read model: a one-time task is complete once its
-        # firing has a final outcome. The read-model issue feeds status from tasks.state.
-        status = "completed"
+def task_view(row: TaskRecord) -> dict[str, Any]:
     return {
+        **row.spec,
         "id": row.task_id,
         "tenant": row.tenant,
-        **row.spec,
-        "status": status,
-        "next_fire_at": _instant(row.next_fire_ms) if status == "scheduled" else None,
+        "name": row.name,
+        "status": row.status,
+        "next_fire_at": _instant(row.next_fire_ms) if row.status == "scheduled" else None,
+        "fire_count": row.fire_count,
         "created_at": _instant(row.created_at_ms),
         "updated_at": _instant(row.updated_at_ms),
         "last_outcome": None
@@ -36,6 +34,21 @@ def task_view(row: TaskRow) -> dict[str, Any]:
             "finished_at": _instant(row.last_finished_at_ms),
         },
     }
+
+
+def accepted_record(command: TaskCommand, now_ms: int) -> TaskRecord:
+    """What a just-accepted CREATE will look like once applied (next fire from the core)."""
+    assert command.spec is not None
+    return TaskRecord(
+        task_id=command.task_id,
+        tenant=command.tenant,
+        name=command.spec.name,
+        spec=spec_to_json(command.spec),
+        status="scheduled",
+        next_fire_ms=first_fire_ms(command.spec.schedule, now_ms),
+        created_at_ms=now_ms,
+        updated_at_ms=now_ms,
+    )
 
 
 def execution_view(result: ExecutionResult) -> dict[str, Any]:
@@ -52,4 +65,14 @@ def execution_view(result: ExecutionResult) -> dict[str, Any]:
         "duration_ms": result.finished_at_ms - result.started_at_ms,
         "http_status": result.http_status,
         "error": result.error,
+    }
+
+
+def audit_view(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "command_id": entry.command_id,
+        "kind": entry.kind.lower(),
+        "issuer": entry.issuer,
+        "issued_at": format_rfc3339_ms(entry.issued_at_ms),
+        "changes": list(entry.changes),
     }

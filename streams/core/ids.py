@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 
@@ -30,3 +31,39 @@ def fire_id(task_id: str, scheduled_ms: int, attempt: int) -> str:
     the history store and the target's ``Idempotency-Key`` use to drop doubles.
     """
     return f"{task_id}:{scheduled_ms}:{attempt}"
+
+
+# Tenants name the owner of tasks and tokens; they prefix task ids, so they use
+# the task-id alphabet minus '.', which separates the prefix from the rest.
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+
+
+def is_valid_tenant(tenant: str) -> bool:
+    return TENANT_PATTERN.fullmatch(tenant) is not None
+
+
+def tenant_task_id(tenant: str) -> str:
+    """A fresh, globally unique task id that shows its tenant: ``acme.3f2c...``.
+
+    Global uniqueness matters because tasks.commands is keyed by task id alone;
+    the prefix is for people reading logs, never for access control (the read
+    model checks the tenant of every task).
+    """
+    return f"{tenant}.{uuid.uuid4().hex}"
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+
+def dedupe_task_id(tenant: str, dedupe_key: str) -> str:
+    """The task id a create with this dedupe key always gets, in any API instance.
+
+    The tenant is hashed in, so the same key from two tenants gives two tasks.
+    """
+    return f"{tenant}.k{_digest(tenant, dedupe_key)[:32]}"
+
+
+def dedupe_command_id(tenant: str, dedupe_key: str) -> str:
+    """Retried creates carry one command id, so the processor applies only the first."""
+    return "create-" + _digest("create", tenant, dedupe_key)[:32]

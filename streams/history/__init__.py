@@ -2,16 +2,14 @@
 
 ``open_execution_history`` picks the store of execution outcomes: Cassandra when
 CASSANDRA_CONTACT_POINTS is set, else the SQLite file under the data directory.
-``open_history_store`` is the store the API reads today: the SQLite file, which
-also holds the task read model (``upsert_task``/``get_task``); the Cassandra
-store keeps executions only.
+The task read model the API shows is elsewhere (``streams.readmodel``).
 """
 
 from __future__ import annotations
 
 from streams.config import Settings
 from streams.history.sqlite import SqliteHistoryStore
-from streams.ports import ExecutionHistory, HistoryStore
+from streams.ports import ExecutionHistory
 
 
 def open_execution_history(settings: Settings) -> ExecutionHistory:
@@ -23,8 +21,4 @@ def open_execution_history(settings: Settings) -> ExecutionHistory:
             keyspace=settings.cassandra_keyspace,
             ttl_s=settings.history_ttl_s,
         )
-    return SqliteHistoryStore(settings.history_db_path)
-
-
-def open_history_store(settings: Settings) -> HistoryStore:
     return SqliteHistoryStore(settings.history_db_path)

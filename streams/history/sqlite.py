@@ -15,26 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from streams.core.events import ExecutionResult
 from streams.history.rows import RESULT_COLUMNS, result_from_columns, result_values
-from streams.ports import DueSource, RecordedExecution, TaskRow
+from streams.ports import DueSource, RecordedExecution
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    task_id TEXT PRIMARY KEY,
-    tenant TEXT NOT NULL,
-    name TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    status TEXT NOT NULL,
-    next_fire_ms INTEGER,
-    created_at_ms INTEGER NOT NULL,
-    updated_at_ms INTEGER NOT NULL,
-    last_fire_id TEXT,
-    last_outcome TEXT,
-    last_finished_at_ms INTEGER
-);
 CREATE TABLE IF NOT EXISTS executions (
     fire_id TEXT PRIMARY KEY,
     task_id TEXT NOT NULL,
@@ -100,52 +85,6 @@ class SqliteHistoryStore:
                 raise
             self._conn.execute("COMMIT")
 
-    def upsert_task(self, row: TaskRow) -> None:
-        with self._transaction() as conn:
-            conn.execute(
-                """INSERT INTO tasks (task_id, tenant, name, spec, status, next_fire_ms,
-                       created_at_ms, updated_at_ms)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (task_id) DO UPDATE SET
-                       name = excluded.name, spec = excluded.spec, status = excluded.status,
-                       next_fire_ms = excluded.next_fire_ms,
-                       updated_at_ms = excluded.updated_at_ms""",
-                (
-                    row.task_id,
-                    row.tenant,
-                    row.name,
-                    orjson.dumps(row.spec).decode(),
-                    row.status,
-                    row.next_fire_ms,
-                    row.created_at_ms,
-                    row.updated_at_ms,
-                ),
-            )
-
-    def get_task(self, task_id: str) -> TaskRow | None:
-        with self._lock:
-            found = self._conn.execute(
-                """SELECT task_id, tenant, name, spec, status, next_fire_ms, created_at_ms,
-                          updated_at_ms, last_fire_id, last_outcome, last_finished_at_ms
-                   FROM tasks WHERE task_id = ?""",
-                (task_id,),
-            ).fetchone()
-        if found is None:
-            return None
-        return TaskRow(
-            task_id=found[0],
-            tenant=found[1],
-            name=found[2],
-            spec=orjson.loads(found[3]),
-            status=found[4],
-            next_fire_ms=found[5],
-            created_at_ms=found[6],
-            updated_at_ms=found[7],
-            last_fire_id=found[8],
-            last_outcome=found[9],
-            last_finished_at_ms=found[10],
-        )
-
     def record_executions(
         self,
         results: Sequence[ExecutionResult],
@@ -167,16 +106,7 @@ class SqliteHistoryStore:
                         None if source is None else source.offset,
                     ),
                 )
-                if cursor.rowcount != 1:
-                    continue
-                inserted += 1
-                conn.execute(
-                    """UPDATE tasks SET last_fire_id = ?, last_outcome = ?,
-                           last_finished_at_ms = ?
-                       WHERE task_id = ? AND (last_finished_at_ms IS NULL
-                                              OR last_finished_at_ms <= ?)""",
-                    (r.fire_id, r.outcome.value, r.finished_at_ms, r.task_id, r.finished_at_ms),
-                )
+                inserted += cursor.rowcount == 1
         return inserted
 
     def executions(self, task_id: str, limit: int = 100) -> list[ExecutionResult]:

@@ -16,10 +16,9 @@ from collections import Counter
 import pytest
 
 from streams.config import Settings
-from streams.core.events import CommandKind, TaskCommand
 from streams.core.model import AtSchedule, HttpTarget, TaskSpec
-from streams.harness import Pipeline, produce_records, read_topic
-from streams.records import decode_due, encode_command
+from streams.harness import Pipeline, create_record, produce_records, read_topic
+from streams.records import decode_due
 from streams.topics import COMMANDS, DUE
 
 TASKS = 600
@@ -33,16 +32,8 @@ def create_tasks(settings: Settings, first_due_ms: int, count: int = TASKS) -> s
     for n in range(count):
         task_id = f"task-{n}-{uuid.uuid4().hex[:6]}"
         due_ms = first_due_ms + n * SPACING_MS
-        command = TaskCommand(
-            command_id=uuid.uuid4().hex,
-            task_id=task_id,
-            tenant="acme",
-            kind=CommandKind.CREATE,
-            issued_at_ms=int(time.time() * 1000),
-            issuer="failover-test",
-            spec=TaskSpec(AtSchedule(due_ms), HttpTarget("https://example.com/hook")),
-        )
-        records.append((task_id.encode(), encode_command(command)))
+        spec = TaskSpec(AtSchedule(due_ms), HttpTarget("https://example.com/hook"))
+        records.append(create_record(task_id, spec, issuer="failover-test"))
         expected.add(f"{task_id}:{due_ms}:1")
     produce_records(settings, settings.topic(COMMANDS), records)
     return expected

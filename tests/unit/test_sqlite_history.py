@@ -1,4 +1,4 @@
-"""What only the SQLite store does: the task read model, a shared file, old files.
+"""What only the SQLite store does: a shared file, old files.
 
 The execution-history behaviour of every store is in tests/contract/.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 from streams.core.events import ExecutionResult
 from streams.core.model import Outcome
 from streams.history.sqlite import SqliteHistoryStore
-from streams.ports import DueSource, TaskRow
+from streams.ports import DueSource
 
 
 def result(fire_id: str, scheduled: int, outcome: Outcome = Outcome.SUCCEEDED) -> ExecutionResult:
@@ -31,18 +31,6 @@ def result(fire_id: str, scheduled: int, outcome: Outcome = Outcome.SUCCEEDED) -
         None,
         "d1",
     )
-
-
-def test_task_row_tracks_the_latest_outcome(tmp_path: Path) -> None:
-    store = SqliteHistoryStore(tmp_path / "h.sqlite3")
-    store.upsert_task(TaskRow("t1", "acme", "n", {"schedule": {"at": "x"}}, "SCHEDULED", 100, 1, 1))
-    store.record_executions([result("t1:200:1", 200, Outcome.FAILED)])
-    store.record_executions([result("t1:100:1", 100)])  # older, arrives late
-    row = store.get_task("t1")
-    assert row is not None
-    assert (row.last_fire_id, row.last_outcome) == ("t1:200:1", "failed")
-    assert store.get_task("missing") is None
-    store.close()
 
 
 def test_two_processes_share_the_file(tmp_path: Path) -> None:

@@ -1,0 +1,94 @@
+"""What the projector makes of consumed records, without a broker: the same records
+a processor, a dispatcher or another service writes, passed as plain values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams.config import Settings
+from streams.core.events import CommandKind, ExecutionResult, TaskCommand, TaskState, TaskStatus
+from streams.core.model import AtSchedule, HttpTarget, Outcome, TaskSpec
+from streams.readmodel.projector import Projector
+from streams.readmodel.sqlite import SqliteReadModel
+from streams.records import (
+    dead_letter_for,
+    encode_command,
+    encode_dead_letter,
+    encode_result,
+    encode_state,
+)
+
+SETTINGS = Settings(topic_prefix="p.", bootstrap_servers="unused:9092")
+SPEC = TaskSpec(AtSchedule(5_000), HttpTarget("https://example.com/x"), name="n")
+
+
+@dataclass
+class Record:
+    topic_name: str
+    key_bytes: bytes | None
+    value_bytes: bytes | None
+    at: int
+    part: int = 0
+
+    def topic(self) -> str | None:
+        return self.topic_name
+
+    def partition(self) -> int | None:
+        return self.part
+
+    def offset(self) -> int | None:
+        return self.at
+
+    def key(self) -> bytes | None:
+        return self.key_bytes
+
+    def value(self) -> bytes | None:
+        return self.value_bytes
+
+    def error(self) -> object | None:
+        return None
+
+
+def test_records_become_one_projection_with_next_offsets(tmp_path: Path) -> None:
+    store = SqliteReadModel(tmp_path / "rm.sqlite3")
+    projector = Projector(SETTINGS, store)
+    create = TaskCommand("c1", "t1", "acme", CommandKind.CREATE, 1, "svc", SPEC)
+    pause = TaskCommand("c2", "t1", "acme", CommandKind.PAUSE, 2, "svc")
+    state = TaskState("t1", "acme", SPEC, TaskStatus.SCHEDULED, 5_000, None, 0, 1, 1, "c1")
+    result = ExecutionResult(
+        "t1:5000:1", "t1", "acme", 5_000, 1, Outcome.SUCCEEDED, True, 5_001, 5_002, 1
+    )
+    refused = Record("p.tasks.commands", b"t1", encode_command(pause), 8)
+    records = [
+        Record("p.tasks.commands", b"t1", encode_command(create), 7),
+        refused,
+        Record("p.tasks.state", b"t1", encode_state(state), 3),
+        Record("p.tasks.state", b"t1", None, 4),
+        Record("p.tasks.results", b"t1", encode_result(result), 0, part=2),
+        Record("p.tasks.commands", b"junk", b"\x00garbage", 9),
+        Record(
+            "p.tasks.dead",
+            b"t1",
+            encode_dead_letter(dead_letter_for(refused, "PAUSE is not handled", 10)),
+            0,
+        ),
+    ]
+    batch = projector._project(records)
+    assert [c.command_id for c in batch.commands] == ["c1", "c2"]
+    assert batch.states == (("t1", state), ("t1", None))
+    assert batch.results == (result,)
+    assert batch.rejected == (("t1", "c2", "PAUSE is not handled"),)
+    # Offsets move past every record read, garbage included, so none is read twice.
+    assert dict(((t, p), o) for t, p, o in batch.offsets) == {
+        ("p.tasks.commands", 0): 10,
+        ("p.tasks.state", 0): 5,
+        ("p.tasks.results", 2): 1,
+        ("p.tasks.dead", 0): 1,
+    }
+    store.apply(projector.name, batch)
+    assert store.offsets(projector.name)[("p.tasks.commands", 0)] == 10
+    task = store.get_task("acme", "t1")
+    assert task is not None
+    assert task.status == "completed"
+    store.close()
