@@ -13,7 +13,7 @@ import time
 
 from streams.config import Settings
 from streams.core.timefmt import format_rfc3339_ms
-from streams.history import open_history_store
+from streams.history import open_execution_history
 from streams.replay.due import DueReplay, replay_due
 from streams.replay.history import replay_history
 from streams.replay.state import replay_state
@@ -47,7 +47,7 @@ def _run(settings: Settings, args: argparse.Namespace, progress: bool) -> str:
     now_ms = time.time_ns() // 1_000_000
     window = Window.parse(args.start, args.end, now_ms)
     log.info("replay %s over %s", args.replay, window.describe())
-    store = open_history_store(settings)
+    store = open_execution_history(settings)
     try:
         if args.replay == "history":
             return replay_history(settings, store, window, progress=progress).summary()

@@ -31,7 +31,7 @@ from streams.core.errors import MalformedEvent
 from streams.core.events import DueTask, ExecutionResult, FireReason
 from streams.core.ids import fire_id
 from streams.core.model import Outcome
-from streams.ports import HistoryStore
+from streams.ports import ExecutionHistory
 from streams.records import decode_due, encode_due
 from streams.replay.produce import produce_all
 from streams.replay.scan import ScanStats, log_malformed, scan_window
@@ -111,7 +111,7 @@ def plan_redrive(
 
 
 def recorded_outcomes(
-    store: HistoryStore, keys: Iterable[FiringKey]
+    store: ExecutionHistory, keys: Iterable[FiringKey]
 ) -> dict[FiringKey, list[ExecutionResult]]:
     """The recorded attempts of each firing, looked up once per task."""
     wanted = set(keys)
@@ -169,7 +169,7 @@ def read_candidates(
 
 def replay_due(
     settings: Settings,
-    store: HistoryStore,
+    store: ExecutionHistory,
     window: Window,
     now_ms: int,
     *,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from streams.config import Settings
 from streams.core.errors import MalformedEvent
 from streams.core.events import ExecutionResult
-from streams.ports import HistoryStore
+from streams.ports import ExecutionHistory
 from streams.records import decode_result
 from streams.replay.scan import ScanStats, log_malformed, scan_window
 from streams.replay.window import Window
@@ -39,7 +39,7 @@ class HistoryReplay:
 
 
 def replay_history(
-    settings: Settings, store: HistoryStore, window: Window, *, progress: bool = True
+    settings: Settings, store: ExecutionHistory, window: Window, *, progress: bool = True
 ) -> HistoryReplay:
     report = HistoryReplay()
     topic = settings.topic(RESULTS)

@@ -82,11 +82,6 @@ def scrape(url: str) -> str | None:
         return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the API to serve /metrics on its port (issue 5, API branch): the "
-    "processor and the dispatcher already export every series",
-)
 def test_dev_metrics_contain_every_series(dev_log: tuple[Path, int]) -> None:
     log_path, port = dev_log
     wait_until(
