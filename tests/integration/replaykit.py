@@ -9,12 +9,11 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
-from confluent_kafka import Producer
-
-from streams.config import Settings, producer_config
+from streams.config import Settings
 from streams.core.events import CommandKind, ExecutionResult, TaskCommand
 from streams.core.model import AtSchedule, HttpTarget, TaskSpec
 from streams.core.timefmt import format_rfc3339_ms
+from streams.harness import produce_records
 from streams.history.sqlite import SqliteHistoryStore
 from streams.records import encode_command
 from streams.topics import COMMANDS
@@ -38,12 +37,11 @@ def create_command(task_id: str, at_ms: int, url: str, issued_at_ms: int) -> Tas
 
 def produce_commands(settings: Settings, commands: Sequence[TaskCommand]) -> None:
     """Keyed by task id, partitioned as any other service's producer would."""
-    producer = Producer(producer_config(settings, "test"))
-    for command in commands:
-        producer.produce(
-            settings.topic(COMMANDS), value=encode_command(command), key=command.task_id.encode()
-        )
-    assert producer.flush(10) == 0
+    produce_records(
+        settings,
+        settings.topic(COMMANDS),
+        ((command.task_id.encode(), encode_command(command)) for command in commands),
+    )
 
 
 def executions_by_task(

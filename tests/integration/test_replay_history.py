@@ -8,11 +8,9 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from confluent_kafka import Producer
-
-from streams.config import Settings, producer_config
+from streams.config import Settings
 from streams.core.model import Outcome
-from streams.harness import CallbackSink, Pipeline
+from streams.harness import CallbackSink, Pipeline, produce_records
 from streams.history.sqlite import SqliteHistoryStore
 from streams.topics import RESULTS
 from tests.integration.replaykit import (
@@ -45,9 +43,7 @@ def test_replay_history_into_an_empty_store(
     history = executions_by_task(original, task_ids)
     assert all(runs[0].outcome is Outcome.SUCCEEDED for runs in history.values())
 
-    garbage = Producer(producer_config(settings, "test"))
-    garbage.produce(settings.topic(RESULTS), value=b"\x00 not avro", key=b"hist-0")
-    assert garbage.flush(10) == 0
+    produce_records(settings, settings.topic(RESULTS), [(b"hist-0", b"\x00 not avro")])
 
     empty = replace(settings, data_dir=tmp_path / "rebuilt")
     window = ["--from", iso(start - 1_000), "--to", "now"]

@@ -10,12 +10,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from confluent_kafka import Producer
-
-from streams.config import Settings, producer_config
+from streams.config import Settings
 from streams.core.events import ExecutionResult
 from streams.core.ids import fire_id
 from streams.core.model import Outcome
+from streams.harness import produce_records
 from streams.procs import spawn, stop
 from streams.records import encode_result
 from streams.topics import RESULTS, ensure_topics
@@ -37,30 +36,17 @@ def stored(db: Path) -> int:
 
 def test_an_interrupted_replay_finishes_when_run_again(settings: Settings) -> None:
     ensure_topics(settings)
-    producer = Producer(producer_config(settings, "test", **{"linger.ms": 20}))
     start = now_ms()
-    for i in range(RESULTS_COUNT):
+
+    def result(i: int) -> tuple[bytes, bytes]:
         task = f"bulk-{i % 1000}"
-        result = ExecutionResult(
-            fire_id(task, start + i, 1),
-            task,
-            "ops",
-            start + i,
-            1,
-            Outcome.SUCCEEDED,
-            True,
-            start + i,
-            start + i + 2,
-            0,
-            200,
+        at = start + i
+        outcome = ExecutionResult(
+            fire_id(task, at, 1), task, "ops", at, 1, Outcome.SUCCEEDED, True, at, at + 2, 0, 200
         )
-        while True:
-            try:
-                producer.produce(settings.topic(RESULTS), encode_result(result), task.encode())
-                break
-            except BufferError:
-                producer.poll(0.05)
-    assert producer.flush(30) == 0
+        return task.encode(), encode_result(outcome)
+
+    produce_records(settings, settings.topic(RESULTS), map(result, range(RESULTS_COUNT)))
 
     db = settings.history_db_path
     replay = spawn(

@@ -9,14 +9,13 @@ import subprocess
 import sys
 from dataclasses import replace
 
-from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
-from streams.config import Settings, kafka_config, producer_config
+from streams.config import Settings, kafka_config
 from streams.core.events import CommandKind, DueTask, TaskCommand, TaskState, TaskStatus
 from streams.core.ids import fire_id
 from streams.core.model import HttpTarget, IntervalSchedule, RetryPolicy, TaskSpec
-from streams.harness import CallbackSink, Pipeline, read_topic
+from streams.harness import CallbackSink, Pipeline, produce_records, read_topic
 from streams.procs import stop
 from streams.records import decode_state, encode_due, encode_state
 from streams.topics import COMMANDS, DEAD, DUE, STATE, ensure_topics
@@ -41,10 +40,7 @@ def changelog(settings: Settings) -> dict[str, TaskState | None]:
 
 
 def produce_keyed(settings: Settings, topic: str, records: list[tuple[str, bytes]]) -> None:
-    producer = Producer(producer_config(settings, "test"))
-    for key, value in records:
-        producer.produce(settings.topic(topic), value=value, key=key.encode())
-    assert producer.flush(10) == 0
+    produce_records(settings, settings.topic(topic), ((k.encode(), v) for k, v in records))
 
 
 def test_replay_state_rebuilds_the_changelog(settings: Settings) -> None:
