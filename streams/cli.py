@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 
 from streams.config import Settings
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s[%(process)d] %(message)s",
-        stream=sys.stderr,
-    )
+from streams.logs import configure_logging
 
 
 def _require_bootstrap(settings: Settings) -> Settings:
@@ -26,7 +18,7 @@ def _require_bootstrap(settings: Settings) -> Settings:
     return settings
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kronwheel", description=__doc__)
     parser.add_argument("--log-level", default="INFO")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -46,6 +38,62 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("action", choices=["create"])
     token.add_argument("--tenant", required=True, help="the tenant the token acts for")
     token.add_argument("--name", default="cli", help="a label shown in the audit trail")
+    status = commands.add_parser(
+        "status", help="consumer lag, pending tasks per partition, dead letters"
+    )
+    _add_progress(status, default="never")
+    _add_replay_parser(commands)
+    return parser
+
+
+def _add_progress(parser: argparse.ArgumentParser, default: str = "auto") -> None:
+    parser.add_argument(
+        "--progress",
+        choices=["auto", "always", "never"],
+        default=default,
+        help="progress bars on stderr (auto: when stderr is a terminal)",
+    )
+
+
+def _add_replay_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    replay = commands.add_parser(
+        "replay", help="recover by replaying topics (safe to interrupt and re-run)"
+    )
+    kinds = replay.add_subparsers(dest="replay", required=True)
+    window_help = "RFC 3339 (2026-11-23T10:00:00Z), now, or relative: --from=-2h, --to=-30m"
+    history = kinds.add_parser(
+        "history", help="rebuild or fill gaps in the history store from tasks.results"
+    )
+    due = kinds.add_parser("due", help="re-drive the firings of a window from tasks.due")
+    for sub in (history, due):
+        sub.add_argument("--from", dest="start", required=True, help=window_help)
+        sub.add_argument("--to", dest="end", default="now", help=window_help + " (default now)")
+        _add_progress(sub)
+    due.add_argument("--task", help="only this task id")
+    due.add_argument(
+        "--status",
+        choices=["failed"],
+        help="only firings without a succeeded attempt, re-run as the next attempt",
+    )
+    due.add_argument("--dry-run", action="store_true", help="print what would be sent")
+    state = kinds.add_parser(
+        "state", help="rebuild the changelog tasks.state from tasks.commands (processors stopped)"
+    )
+    state.add_argument("--dry-run", action="store_true", help="count, write nothing")
+    state.add_argument(
+        "--force", action="store_true", help="run even while processors are in their group"
+    )
+    _add_progress(state)
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    if args.progress == "auto":
+        return sys.stderr.isatty()
+    return bool(args.progress == "always")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "bench":
         from bench.scenarios import main as bench_main
@@ -53,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         return bench_main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    _configure_logging(args.log_level)
     settings = Settings.from_env()
+    configure_logging(args.log_level, settings.log_format)
 
     if args.command == "dev":
         from streams.dev import run_dev
@@ -73,23 +121,44 @@ def main(argv: list[str] | None = None) -> int:
 
         run_dispatcher(_require_bootstrap(settings))
     elif args.command == "topics":
-        from streams.topics import describe_topics, ensure_topics
+        _topics(_require_bootstrap(settings), args.action)
+    elif args.command == "status":
+        from streams.status import render_status
 
-        _require_bootstrap(settings)
-        if args.action == "create":
-            created = ensure_topics(settings)
-            print("created: " + (", ".join(created) if created else "nothing (all exist)"))
-        else:
-            rows = describe_topics(settings)
-            print(f"{'topic':<32} {'exists':<7} {'partitions':>10} {'expected':>8}  cleanup")
-            for row in rows:
-                print(
-                    f"{row['topic']:<32} {row['exists']!s:<7} {row['partitions']:>10} "
-                    f"{row['expected_partitions']:>8}  {row['cleanup.policy']}"
-                )
+        print(render_status(_require_bootstrap(settings), progress=_progress(args)))
+    elif args.command == "replay":
+        from streams.replay.cli import run_replay
+
+        return run_replay(_require_bootstrap(settings), args, _progress(args))
     elif args.command == "token":
         return _create_token(settings, args.tenant, args.name)
     return 0
+
+
+def _topics(settings: Settings, action: str) -> None:
+    from streams.tables import render_table
+    from streams.topics import describe_topics, ensure_topics
+
+    if action == "create":
+        created = ensure_topics(settings)
+        print("created: " + (", ".join(created) if created else "nothing (all exist)"))
+        return
+    rows = describe_topics(settings)
+    print(
+        render_table(
+            ["topic", "exists", "partitions", "expected", "cleanup"],
+            [
+                (
+                    r["topic"],
+                    r["exists"],
+                    r["partitions"],
+                    r["expected_partitions"],
+                    r["cleanup.policy"],
+                )
+                for r in rows
+            ],
+        )
+    )
 
 
 def _create_token(settings: Settings, tenant: str, name: str) -> int:

@@ -7,6 +7,7 @@ settings object can be logged. Every librdkafka key is set in
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -54,6 +55,8 @@ class Settings:
     # becomes the transactional.id, so a restarted process fences its dead
     # predecessor at once. Two live processes of a role must never share one.
     slot: str = field(default_factory=lambda: os.uname().nodename)
+    # "text" for people, "json" (one object per line) for log shippers.
+    log_format: str = "text"
     instance_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
 
     @classmethod
@@ -108,6 +111,7 @@ class Settings:
             metrics_host=text("KRONWHEEL_METRICS_HOST") or base.metrics_host,
             metrics_port=number("KRONWHEEL_METRICS_PORT", None),
             slot=text("KRONWHEEL_SLOT") or base.slot,
+            log_format=(text("KRONWHEEL_LOG_FORMAT") or base.log_format).lower(),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -132,6 +136,7 @@ class Settings:
             "KRONWHEEL_HISTORY_TTL_S": str(self.history_ttl_s),
             "KRONWHEEL_METRICS_HOST": self.metrics_host,
             "KRONWHEEL_SLOT": self.slot,
+            "KRONWHEEL_LOG_FORMAT": self.log_format,
         }
         optional = {
             "KRONWHEEL_PARTITIONS": self.partitions,
@@ -166,6 +171,10 @@ def kafka_config(settings: Settings, role: str, **overrides: Any) -> dict[str, A
     config: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": f"kronwheel-{role}-{settings.instance_id}",
+        # librdkafka's own log lines go through Python logging (served on poll), so
+        # they share the role's format: one JSON object per line with
+        # KRONWHEEL_LOG_FORMAT=json, instead of raw "%3|...|FAIL|" lines on stderr.
+        "logger": logging.getLogger("librdkafka"),
     }
     config.update(overrides)
     return config

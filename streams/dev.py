@@ -20,7 +20,7 @@ from dataclasses import replace
 from types import FrameType
 from typing import Any
 
-from streams.broker import EmbeddedBroker
+from streams.broker import EmbeddedBroker, free_loopback_port
 from streams.config import Settings
 from streams.procs import spawn, stop, wait_for_http_ok
 from streams.topics import ensure_topics
@@ -28,6 +28,8 @@ from streams.topics import ensure_topics
 log = logging.getLogger(__name__)
 
 ROLES = ("processor", "dispatcher", "api")
+# Roles that serve /metrics on an ops port of their own; the API serves it on its port.
+OPS_ROLES = ("processor", "dispatcher")
 LOOPBACK_ALLOWLIST = ("127.0.0.0/8", "::1")
 DEV_SESSION_TIMEOUT_MS = 6000
 
@@ -73,13 +75,14 @@ def run_dev(settings: Settings, port: int | None = None) -> int:
         ensure_topics(settings)
         settings = _dev_settings(settings, token)
         env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
+        metrics_ports = {role: free_loopback_port() for role in OPS_ROLES}
         for role in ROLES:
-            children[role] = spawn(
-                [sys.executable, "-m", "streams.cli", role],
-                env={**env, "KRONWHEEL_SLOT": f"dev-{role}"},
-            )
+            role_env = {**env, "KRONWHEEL_SLOT": f"dev-{role}"}
+            if role in metrics_ports:
+                role_env["KRONWHEEL_METRICS_PORT"] = str(metrics_ports[role])
+            children[role] = spawn([sys.executable, "-m", "streams.cli", role], env=role_env)
         wait_for_http_ok(f"http://{settings.api_host}:{settings.api_port}/healthz", children)
-        _print_banner(settings, token, broker)
+        _print_banner(settings, token, broker, _metrics_urls(settings, metrics_ports))
         while True:
             for role, child in children.items():
                 if child.poll() is not None:
@@ -107,7 +110,19 @@ def run_dev(settings: Settings, port: int | None = None) -> int:
     return exit_code
 
 
-def _print_banner(settings: Settings, token: str, broker: EmbeddedBroker | None) -> None:
+def _metrics_urls(settings: Settings, ports: dict[str, int]) -> dict[str, str]:
+    """Where each role serves /metrics: its ops port, or the API's own port."""
+    urls = {role: f"http://{settings.metrics_host}:{port}/metrics" for role, port in ports.items()}
+    urls["api"] = f"http://{settings.api_host}:{settings.api_port}/metrics"
+    return urls
+
+
+def _print_banner(
+    settings: Settings,
+    token: str,
+    broker: EmbeddedBroker | None,
+    metrics_urls: dict[str, str],
+) -> None:
     where = (
         f"embedded broker (Tansu, in memory) on {settings.bootstrap_servers}"
         if broker
@@ -123,6 +138,8 @@ def _print_banner(settings: Settings, token: str, broker: EmbeddedBroker | None)
                 f"  kafka            : {where}",
                 f"  history (SQLite) : {settings.history_db_path}",
                 f"  targets          : loopback ({','.join(LOOPBACK_ALLOWLIST)}) is ALLOWED in dev",
+                "  metrics          :",
+                *(f"    {role:<14} {url}" for role, url in metrics_urls.items()),
                 "  stop             : Ctrl-C",
                 "",
             ]

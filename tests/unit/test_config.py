@@ -27,6 +27,7 @@ def test_to_env_round_trips_through_from_env() -> None:
         history_ttl_s=86_400,
         metrics_port=0,
         slot="processor-1",
+        log_format="json",
         wheel_horizon_ms=30_000,
         misfire_grace_ms=5_000,
     )
