@@ -168,10 +168,10 @@ class PartitionWheel:
         """What this partition's work since the last call must write, in one transaction.
 
         Writes are coalesced per task: only the last state of a task matters to
-        a restore, and the transaction is all or nothing anyway, so a task
-        created and fired in the same step costs one tombstone and no index
-        write. A CANCELLED state is kept before its tombstone, so changelog
-        readers can tell a cancel from a completion. Firings and dead letters
+        a restore, and the transaction is all or nothing anyway. Before a
+        tombstone, the last state is kept when the task is new in this step (so
+        every task shows up in the changelog at least once) or was cancelled (so
+        readers can tell a cancel from a completion). Firings and dead letters
         go first: on a broker that shows aborted records (the dev broker), a
         crash mid-flush then repeats a firing rather than losing one.
         """
@@ -181,8 +181,13 @@ class PartitionWheel:
             final = writes[-1]
             existed = self._existed.pop(task_id)
             if final is None:
-                if len(writes) > 1 and _is_cancelled(writes[-2]):
-                    outputs.append(self._changelog(key, writes[-2], None))
+                shown = _last_state(writes)
+                # Readers of the changelog (the API's read model) must see every
+                # task at least once, and see why a task ended: a task created and
+                # finished in the same step, or a cancelled one, keeps its last
+                # state before the tombstone.
+                if shown is not None and (not existed or shown.status is TaskStatus.CANCELLED):
+                    outputs.append(self._changelog(key, shown, None))
                 if existed:
                     self.store.delete(task_id)
                 outputs.append(self._changelog(key, None, None))
@@ -304,8 +309,9 @@ class PartitionWheel:
         self._outbox.append(Output(DEAD, message.key(), encode_dead_letter(dead), None))
 
 
-def _is_cancelled(state: TaskState | None) -> bool:
-    return state is not None and state.status is TaskStatus.CANCELLED
+def _last_state(writes: list[TaskState | None]) -> TaskState | None:
+    """The last state written before the final tombstone, if any."""
+    return next((w for w in reversed(writes[:-1]) if w is not None), None)
 
 
 _NO_HEADER = -1  # no epoch-ms timer is ever negative

@@ -91,6 +91,17 @@ def test_a_task_fires_on_time_with_its_changelog_in_the_same_outputs(tmp_path: P
     assert len(wheel.store) == 0
 
 
+def test_a_task_created_and_ended_in_one_step_still_shows_its_state(tmp_path: Path) -> None:
+    """Changelog readers (the read model) must see every task at least once."""
+    wheel = new_wheel(tmp_path, "p")
+    wheel.start(T0)
+    outputs = handle(wheel, create("now", AtSchedule(T0)), T0 + 5)  # due at once
+    assert fired(outputs) == [f"now:{T0}:1"]
+    states = [(o.topic, o.value is None) for o in outputs if o.topic == STATE]
+    assert states == [(STATE, False), (STATE, True)]  # its state, then the tombstone
+    assert len(wheel.store) == 0
+
+
 def test_far_tasks_wait_on_disk_and_come_into_the_wheel_in_time(tmp_path: Path) -> None:
     wheel = new_wheel(tmp_path, "p")
     wheel.start(T0)
