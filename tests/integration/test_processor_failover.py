@@ -8,6 +8,7 @@ this is the processor's own guarantee.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 import uuid
@@ -124,8 +125,14 @@ def test_a_zombie_in_the_same_slot_is_fenced_and_nothing_doubles(
         pipeline.wait_for_log(successor, "assigned [0", timeout_s=60)
     finally:
         os.kill(zombie.process.pid, signal.SIGCONT)
-    # Awake, the zombie rejoins the group and may own partitions again; its
-    # first transaction must then fail as fenced. Give every partition work.
+    # Awake, the zombie either fails at once (it was frozen mid-commit) or rejoins
+    # the group and owns partitions again. Then give every partition work: its
+    # first transaction must fail as fenced.
+    deadline = time.monotonic() + 60
+    while zombie.process.poll() is None and time.monotonic() < deadline:
+        if re.search(r"lost \[.*owns \[\d", zombie.log_text(), re.S):
+            break
+        time.sleep(0.2)
     expected |= create_tasks(settings, int(time.time() * 1000) + 1_000, count=60)
     deadline = time.monotonic() + 60
     while zombie.process.poll() is None and time.monotonic() < deadline:
