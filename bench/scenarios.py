@@ -40,9 +40,17 @@ from streams.core.model import (
     TaskSpec,
 )
 from streams.core.timefmt import parse_rfc3339_ms
-from streams.harness import Callback, CallbackSink, Pipeline, create_record, produce_records
+from streams.harness import (
+    Callback,
+    CallbackSink,
+    Pipeline,
+    create_record,
+    produce_records,
+    read_topic,
+)
 from streams.history import open_execution_history
-from streams.topics import COMMANDS, ensure_topics
+from streams.records import decode_due
+from streams.topics import COMMANDS, DUE, ensure_topics
 
 
 def now_ms() -> int:
@@ -142,6 +150,7 @@ def steady(run: Run, minutes: float, per_minute: int) -> dict[str, Any]:
     callbacks = run.sink.received()
     samples = lateness_of(callbacks, begin, end)
     return {
+        "stages_ms": stages(run.settings, begin, end),
         "scenario": "steady",
         "minutes": minutes,
         "firings_per_minute_target": per_minute,
@@ -157,6 +166,32 @@ def steady(run: Run, minutes: float, per_minute: int) -> dict[str, Any]:
         "lateness_ms": latency_summary(samples),
         "_samples": samples,
         "_arrivals": [c.received_ms for c in callbacks if begin <= c.received_ms < end + 10_000],
+    }
+
+
+def stages(settings: Settings, begin: int, end: int) -> dict[str, dict[str, float]]:
+    """Where the lateness builds up: due event emitted by the processor, target call
+    started by a dispatcher (both minus scheduled), for firings scheduled in the window."""
+    emitted = [
+        due.emitted_at_ms - due.scheduled_at_ms
+        for due in (
+            decode_due(value)
+            for _, value, _ in read_topic(settings, settings.topic(DUE))
+            if value is not None
+        )
+        if begin <= due.scheduled_at_ms < end
+    ]
+    history = open_execution_history(settings)
+    try:
+        started = [
+            r.started_at_ms - r.scheduled_at_ms
+            for r in history.executions_between(begin, end, limit=10_000_000)
+        ]
+    finally:
+        history.close()
+    return {
+        "processor_emitted": latency_summary(emitted),
+        "dispatcher_started": latency_summary(started),
     }
 
 
@@ -228,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     summary["roles"] = {"processors": args.processors, "dispatchers": args.dispatchers}
     print()
     print_table(summary, raw)
+    for stage, numbers in summary.get("stages_ms", {}).items():
+        print(f"{stage} - scheduled: p50 {numbers['p50']:.0f} ms, p99 {numbers['p99']:.0f} ms")
     for key in (
         "drain_s",
         "drain_rate_per_s",
