@@ -18,6 +18,7 @@ from typing import Any
 from streams.core.events import ExecutionResult
 from streams.history.rows import RESULT_COLUMNS, result_from_columns, result_values
 from streams.ports import DueSource, RecordedExecution
+from streams.sqlitefile import open_shared_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -57,16 +58,9 @@ _CHUNK = 500
 
 class SqliteHistoryStore:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         # One connection guarded by a lock: callers hop threads (asyncio.to_thread).
-        self._conn = sqlite3.connect(
-            path, check_same_thread=False, isolation_level=None, timeout=30.0
-        )
+        self._conn = open_shared_file(path)
         self._lock = threading.Lock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        # NORMAL keeps WAL durable across a process crash; only an OS crash can
-        # lose the last transactions, which replay-from-topics recovers.
-        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
         present = {row[1] for row in self._conn.execute("PRAGMA table_info(executions)")}
         for column, kind in _ADDED_COLUMNS.items():

@@ -8,7 +8,6 @@ One connection guarded by a lock, as callers hop threads (asyncio.to_thread).
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,6 +19,7 @@ from streams.core.events import ExecutionResult, TaskCommand, TaskState
 from streams.core.projection import ENDED, derive_status
 from streams.ports import AuditEntry, Projection, TaskQuery, TaskRecord, TokenRecord
 from streams.readmodel.common import audit_trail, command_values, state_values
+from streams.sqlitefile import open_shared_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rm_tasks (
@@ -84,13 +84,8 @@ def _like(text: str) -> str:
 
 class SqliteReadModel:
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            path, check_same_thread=False, isolation_level=None, timeout=30.0
-        )
+        self._conn = open_shared_file(path)
         self._lock = threading.Lock()
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(SCHEMA)
 
     # --- writes (the projector) -------------------------------------------------
