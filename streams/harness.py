@@ -30,6 +30,7 @@ from streams.broker import free_loopback_port
 from streams.config import Settings, kafka_config, producer_config
 from streams.core.events import CommandKind, TaskCommand
 from streams.core.model import TaskSpec
+from streams.kafka_io import produce_waiting
 from streams.procs import kill, spawn, stop, wait_for_http_ok
 from streams.records import encode_command
 
@@ -200,16 +201,6 @@ class CallbackSink:
             await runner.cleanup()
 
         asyncio.run(main())
-
-
-def produce_waiting(producer: Producer, topic: str, key: bytes | None, value: bytes | None) -> None:
-    """Produce one record, waiting for room when the client's queue is full."""
-    while True:
-        try:
-            producer.produce(topic, value=value, key=key)
-            return
-        except BufferError:
-            producer.poll(0.05)
 
 
 def produce_records(

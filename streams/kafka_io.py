@@ -1,17 +1,34 @@
-"""asyncio over confluent-kafka: a producer whose sends can be awaited.
+"""Small pieces over confluent-kafka that every role shares.
 
-librdkafka runs its own threads; a small poll thread serves delivery reports
-and hands each result to the event loop, so a coroutine can ``await`` that its
-record is on the broker (acks=all) before it answers a client or commits.
+* :class:`AsyncProducer`: a producer whose sends can be awaited. librdkafka
+  runs its own threads; a small poll thread serves delivery reports and hands
+  each result to the event loop, so a coroutine can ``await`` that its record
+  is on the broker (acks=all) before it answers a client or commits.
+* :func:`consume_batch`, :func:`produce_waiting`, :func:`commit_retrying`,
+  :func:`seek_to_committed`, :func:`report_lag`: the loops the processor, the
+  dispatcher and the test harness would otherwise each write again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
+
+from streams.metrics import CONSUMER_LAG
+
+log = logging.getLogger(__name__)
 
 
 class AsyncProducer:
@@ -85,3 +102,53 @@ def consume_batch(consumer: Consumer, max_messages: int, timeout_s: float) -> li
     if first is None:
         return []
     return [first, *consumer.consume(max_messages - 1, 0)]
+
+
+def produce_waiting(
+    producer: Producer, topic: str, key: bytes | None, value: bytes | None, **kwargs: Any
+) -> None:
+    """Produce one record, waiting for room when the client's local queue is full."""
+    while True:
+        try:
+            producer.produce(topic, value=value, key=key, **kwargs)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
+def commit_retrying(producer: Producer, attempts: int, timeout_s: float) -> None:
+    """Commit the open transaction, retrying what librdkafka calls retriable.
+
+    The last error is raised as it came; callers decide what it means for them.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            producer.commit_transaction(timeout_s)
+            return
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            if not error.retriable() or attempt == attempts:
+                raise
+            log.warning("commit retried (%d of %d): %s", attempt, attempts, error)
+
+
+def seek_to_committed(
+    consumer: Consumer, partitions: list[TopicPartition], timeout_s: float
+) -> None:
+    """Rewind after an aborted transaction: each partition to its committed offset."""
+    if not partitions:
+        return
+    for tp in consumer.committed(partitions, timeout=timeout_s):
+        offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
+        consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+
+
+def report_lag(consumer: Consumer, group: str, partitions: list[TopicPartition]) -> None:
+    """Set the lag gauge from the consumer's own positions and the high watermarks
+    of its last fetches (cached: no broker request, and right on the dev broker)."""
+    for tp in consumer.position(partitions) if partitions else []:
+        _, high = consumer.get_watermark_offsets(tp, cached=True)
+        if tp.offset >= 0 and high is not None and high >= 0:
+            CONSUMER_LAG.labels(group=group, topic=tp.topic, partition=str(tp.partition)).set(
+                max(high - tp.offset, 0)
+            )

@@ -33,7 +33,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     KafkaException,
@@ -46,7 +45,13 @@ from streams import metrics
 from streams.changelog import read_partition
 from streams.config import Settings, consumer_config, producer_config
 from streams.core.clock import Clock, SystemClock
-from streams.kafka_io import consume_batch
+from streams.kafka_io import (
+    commit_retrying,
+    consume_batch,
+    produce_waiting,
+    report_lag,
+    seek_to_committed,
+)
 from streams.opsserver import start_ops_server
 from streams.partition import Output, PartitionWheel, WheelConfig
 from streams.statestore import PartitionStore
@@ -177,15 +182,7 @@ class Processor:
     def _report_gauges(self) -> None:
         for wheel in self.partitions.values():
             wheel.report_sizes()
-        group = group_id(self.settings)
-        for tp in self._consumer.position(self._owned()):
-            if tp.offset < 0:
-                continue
-            _, high = self._consumer.get_watermark_offsets(tp, cached=True)
-            if high is not None and high >= 0:
-                metrics.CONSUMER_LAG.labels(
-                    group=group, topic=tp.topic, partition=str(tp.partition)
-                ).set(max(high - tp.offset, 0))
+        report_lag(self._consumer, group_id(self.settings), self._owned())
 
     def _poll_wait_s(self) -> float:
         if self._pending:
@@ -228,32 +225,24 @@ class Processor:
         # also how the dev broker shows a fenced producer (it drops the
         # connection instead of answering PRODUCER_FENCED). After a bounded
         # wait, give up as fatal: the restarted process restores from the changelog.
-        for attempt in range(COMMIT_ATTEMPTS):
-            try:
-                self._producer.commit_transaction(COMMIT_TIMEOUT_S)
-                return
-            except KafkaException as exc:
-                error: KafkaError = exc.args[0]
-                if not error.retriable() or attempt == COMMIT_ATTEMPTS - 1:
-                    raise KafkaException(
-                        KafkaError(KafkaError._FATAL, f"commit failed: {error}", fatal=True)
-                    ) from exc
-                log.warning("commit failed, retrying: %s", error)
+        try:
+            commit_retrying(self._producer, COMMIT_ATTEMPTS, COMMIT_TIMEOUT_S)
+        except KafkaException as exc:
+            error: KafkaError = exc.args[0]
+            raise KafkaException(
+                KafkaError(KafkaError._FATAL, f"commit failed: {error}", fatal=True)
+            ) from exc
 
     def _produce(self, output: Output) -> None:
-        while True:
-            try:
-                self._producer.produce(
-                    self._topics[output.topic],
-                    key=output.key,
-                    value=output.value,
-                    headers=output.headers,
-                    # -1: let the partitioner choose (the one-partition dead letter topic)
-                    partition=-1 if output.partition is None else output.partition,
-                )
-                return
-            except BufferError:  # the local queue is full: let it drain
-                self._producer.poll(0.05)
+        produce_waiting(
+            self._producer,
+            self._topics[output.topic],
+            output.key,
+            output.value,
+            headers=output.headers,
+            # -1: let the partitioner choose (the one-partition dead letter topic)
+            partition=-1 if output.partition is None else output.partition,
+        )
 
     def _rewind(self) -> None:
         """After an abort: rebuild every partition from the changelog, seek to committed."""
@@ -264,10 +253,7 @@ class Processor:
         self._pending = []
         for tp in owned:
             self._restore(tp.partition)
-        committed = self._consumer.committed(owned, timeout=30)
-        for tp in committed:
-            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-            self._consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        seek_to_committed(self._consumer, owned, 30)
 
     def _owned(self) -> list[TopicPartition]:
         return [TopicPartition(self._topics[COMMANDS], p) for p in sorted(self.partitions)]

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from confluent_kafka import (
-    OFFSET_BEGINNING,
     Consumer,
     KafkaError,
     KafkaException,
@@ -32,8 +31,13 @@ from confluent_kafka import (
 )
 
 from streams.config import Settings, consumer_config, producer_config
-from streams.kafka_io import consume_batch
-from streams.metrics import CONSUMER_LAG
+from streams.kafka_io import (
+    commit_retrying,
+    consume_batch,
+    produce_waiting,
+    report_lag,
+    seek_to_committed,
+)
 from streams.topics import DUE
 
 log = logging.getLogger(__name__)
@@ -117,13 +121,13 @@ class KafkaSide:
         producer.begin_transaction()
         try:
             for record in outputs:
-                self._produce(record)
+                produce_waiting(producer, record.topic, record.key, record.value)
             producer.send_offsets_to_transaction(
                 [TopicPartition(self.due_topic, p, o) for p, o in sorted(offsets.items())],
                 self.consumer.consumer_group_metadata(),
                 TXN_TIMEOUT_S,
             )
-            self._commit_transaction()
+            commit_retrying(producer, COMMIT_RETRIES, TXN_TIMEOUT_S)
         except KafkaException as exc:
             error: KafkaError = exc.args[0]
             if not error.txn_requires_abort():
@@ -135,33 +139,12 @@ class KafkaSide:
             producer.abort_transaction(TXN_TIMEOUT_S)
             raise CommitAborted(str(error)) from exc
 
-    def _produce(self, record: OutRecord) -> None:
-        while True:
-            try:
-                self.producer.produce(record.topic, value=record.value, key=record.key)
-                return
-            except BufferError:
-                self.producer.poll(0.01)
-
-    def _commit_transaction(self) -> None:
-        for attempt in range(1, COMMIT_RETRIES + 1):
-            try:
-                self.producer.commit_transaction(TXN_TIMEOUT_S)
-                return
-            except KafkaException as exc:
-                error: KafkaError = exc.args[0]
-                if not error.retriable() or attempt == COMMIT_RETRIES:
-                    raise
-                log.warning("commit retried (%d): %s", attempt, error)
-
     def rewind(self) -> None:
         """Seek every assigned partition back to its committed offset."""
         assigned = self.consumer.assignment()
         if not assigned:
             return
-        for tp in self.consumer.committed(assigned, timeout=TXN_TIMEOUT_S):
-            offset = tp.offset if tp.offset >= 0 else OFFSET_BEGINNING
-            self.consumer.seek(TopicPartition(tp.topic, tp.partition, offset))
+        seek_to_committed(self.consumer, assigned, TXN_TIMEOUT_S)
         log.info("rewound %s to committed offsets", sorted(tp.partition for tp in assigned))
 
     def pause(self, paused: bool) -> None:
@@ -173,13 +156,7 @@ class KafkaSide:
         return sorted(tp.partition for tp in self.consumer.assignment())
 
     def _update_lag(self) -> None:
-        group = group_id(self.settings)
-        assigned = self.consumer.assignment()
-        for tp in self.consumer.position(assigned) if assigned else []:
-            # The cached high watermark is the right one on the dev broker too.
-            _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
-            if tp.offset >= 0 and high >= 0:
-                CONSUMER_LAG.labels(group, tp.topic, str(tp.partition)).set(high - tp.offset)
+        report_lag(self.consumer, group_id(self.settings), self.consumer.assignment())
 
     def close(self) -> None:
         """Leave the group (runs the revoke callback, which commits), then flush."""
