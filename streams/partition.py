@@ -17,6 +17,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cache
+
+from prometheus_client import Counter
 
 from streams import metrics
 from streams.core.errors import MalformedEvent
@@ -128,12 +131,12 @@ class PartitionWheel:
                     "commands must be keyed by task id"
                 )
         except MalformedEvent as exc:
-            metrics.COMMANDS.labels(kind="unknown", result=Outcome.REJECTED).inc()
+            _command_counter("unknown", Outcome.REJECTED).inc()
             self._dead_letter(message, str(exc), "MalformedEvent", now_ms)
             return
         state = self._load(command.task_id)
         transition = apply_command(state, command, now_ms)
-        metrics.COMMANDS.labels(kind=command.kind.value, result=transition.outcome).inc()
+        _command_counter(command.kind.value, transition.outcome).inc()
         if transition.rejected:
             self._dead_letter(message, transition.reason, "RejectedCommand", now_ms)
             return
@@ -283,7 +286,7 @@ class PartitionWheel:
 
     def _due(self, key: bytes, due: DueTask) -> Output:
         lateness_ms = due.emitted_at_ms - due.scheduled_at_ms
-        metrics.FIRINGS.labels(reason=due.reason.value).inc()
+        _firing_counter(due.reason.value).inc()
         metrics.FIRING_LATENESS.observe(max(lateness_ms, 0) / 1000)
         log.debug(
             "fired %s reason=%s lateness=%dms partition=%d",
@@ -307,6 +310,18 @@ class PartitionWheel:
         metrics.DEAD_LETTERS.labels(role="processor", reason=error_class).inc()
         dead = dead_letter_for(message, reason, now_ms, error_class)
         self._outbox.append(Output(DEAD, message.key(), encode_dead_letter(dead), None))
+
+
+# Per command and per firing, on the hot path: resolve a series once, not a
+# labels() lookup (a lock and a tuple key) every time.
+@cache
+def _command_counter(kind: str, result: str) -> Counter:
+    return metrics.COMMANDS.labels(kind=kind, result=result)
+
+
+@cache
+def _firing_counter(reason: str) -> Counter:
+    return metrics.FIRINGS.labels(reason=reason)
 
 
 def _last_state(writes: list[TaskState | None]) -> TaskState | None:
