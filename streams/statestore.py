@@ -20,6 +20,8 @@ from pathlib import Path
 _FETCH = 10_000
 # changelog records coalesced and written together during a restore
 _LOAD_CHUNK = 50_000
+# One write for a task, whether it is new or replaces the row it had.
+_PUT = "INSERT OR REPLACE INTO tasks (task_id, due_ms, state) VALUES (?, ?, ?)"
 
 
 class PartitionStore:
@@ -67,7 +69,7 @@ class PartitionStore:
         """Insert or replace; the caller says whether the task existed (it just read it),
         which keeps the count exact without asking SQLite to count millions of rows."""
         self.begin()
-        self._upsert_many([(task_id, due_ms, state)])
+        self._db.execute(_PUT, (task_id, due_ms, state))
         if not existed:
             self._count += 1
 
@@ -95,13 +97,6 @@ class PartitionStore:
         self.commit()
         self._count = int(self._db.execute("SELECT count(*) FROM tasks").fetchone()[0])
 
-    def _upsert_many(self, rows: list[tuple[str, int | None, bytes]]) -> None:
-        self._db.executemany(
-            "INSERT INTO tasks (task_id, due_ms, state) VALUES (?, ?, ?) "
-            "ON CONFLICT (task_id) DO UPDATE SET due_ms = excluded.due_ms, state = excluded.state",
-            rows,
-        )
-
     def _write_chunk(self, chunk: dict[str, tuple[int | None, bytes | None]]) -> None:
         ordered = sorted(chunk.items())
         self._db.executemany(
@@ -109,8 +104,7 @@ class PartitionStore:
             [(task_id,) for task_id, (_, state) in ordered if state is None],
         )
         self._db.executemany(
-            "INSERT OR REPLACE INTO tasks (task_id, due_ms, state) VALUES (?, ?, ?)",
-            [(task_id, due, state) for task_id, (due, state) in ordered if state is not None],
+            _PUT, [(task_id, due, state) for task_id, (due, state) in ordered if state is not None]
         )
 
     def create_due_index(self) -> None:
