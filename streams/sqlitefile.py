@@ -10,6 +10,9 @@ can lose the last transactions, which replaying the topics recovers.
 from __future__ import annotations
 
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -20,3 +23,17 @@ def open_shared_file(path: Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
+
+
+@contextmanager
+def locked_transaction(conn: sqlite3.Connection, lock: threading.Lock) -> Iterator[None]:
+    """One write transaction, taken at once (IMMEDIATE: no upgrade deadlock between
+    processes), with this process's threads kept out by the lock."""
+    with lock:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")

@@ -18,7 +18,7 @@ from typing import Any
 from streams.core.events import ExecutionResult
 from streams.history.rows import RESULT_COLUMNS, result_from_columns, result_values
 from streams.ports import DueSource, RecordedExecution
-from streams.sqlitefile import open_shared_file
+from streams.sqlitefile import locked_transaction, open_shared_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -70,14 +70,8 @@ class SqliteHistoryStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with locked_transaction(self._conn, self._lock):
+            yield self._conn
 
     def record_executions(
         self,

@@ -19,7 +19,7 @@ from streams.core.events import ExecutionResult, TaskCommand, TaskState
 from streams.core.projection import ENDED, derive_status
 from streams.ports import AuditEntry, Projection, TaskQuery, TaskRecord, TokenRecord
 from streams.readmodel.common import audit_trail, command_values, state_values
-from streams.sqlitefile import open_shared_file
+from streams.sqlitefile import locked_transaction, open_shared_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rm_tasks (
@@ -91,32 +91,25 @@ class SqliteReadModel:
     # --- writes (the projector) -------------------------------------------------
 
     def apply(self, projector: str, batch: Projection) -> None:
-        with self._lock:
-            conn = self._conn
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                touched: set[str] = set()
-                for task_id, state in batch.states:
-                    self._apply_state(task_id, state)
-                    touched.add(task_id)
-                for result in batch.results:
-                    self._apply_result(result)
-                    touched.add(result.task_id)
-                for command in batch.commands:
-                    if self._apply_command(command):
-                        touched.add(command.task_id)
-                self._refresh_status(touched)
-                conn.executemany(
-                    """INSERT INTO rm_offsets (projector, topic, partition, next_offset)
-                       VALUES (?, ?, ?, ?)
-                       ON CONFLICT (projector, topic, partition)
-                       DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)""",
-                    [(projector, t, p, o) for t, p, o in batch.offsets],
-                )
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with locked_transaction(self._conn, self._lock):
+            touched: set[str] = set()
+            for task_id, state in batch.states:
+                self._apply_state(task_id, state)
+                touched.add(task_id)
+            for result in batch.results:
+                self._apply_result(result)
+                touched.add(result.task_id)
+            for command in batch.commands:
+                if self._apply_command(command):
+                    touched.add(command.task_id)
+            self._refresh_status(touched)
+            self._conn.executemany(
+                """INSERT INTO rm_offsets (projector, topic, partition, next_offset)
+                   VALUES (?, ?, ?, ?)
+                   ON CONFLICT (projector, topic, partition)
+                   DO UPDATE SET next_offset = max(next_offset, excluded.next_offset)""",
+                [(projector, t, p, o) for t, p, o in batch.offsets],
+            )
 
     def _apply_state(self, task_id: str, state: TaskState | None) -> None:
         if state is None:
