@@ -29,14 +29,14 @@ from typing import Any
 import aiohttp
 
 from bench.common import table
-from streams.broker import EmbeddedBroker, free_loopback_port
 from streams.config import Settings, producer_config
 from streams.core.clock import SystemClock
 from streams.core.model import parse_task_spec
-from streams.harness import Pipeline
 from streams.ingest import CommandPublisher, create_command
-from streams.kafka_io import AsyncProducer
-from streams.topics import ensure_topics
+from streams.kafka.broker import EmbeddedBroker, free_loopback_port
+from streams.kafka.clients import AsyncProducer
+from streams.kafka.topics import ensure_topics
+from tests.support.harness import Pipeline
 
 TOKEN = "bench-admin-token"
 

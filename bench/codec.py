@@ -14,7 +14,7 @@ import orjson
 from bench.common import table
 from streams.core.events import DueTask
 from streams.core.model import HttpTarget, RetryPolicy
-from streams.records import decode_due, encode_due
+from streams.kafka.records import decode_due, encode_due
 
 
 def rate(n: int, work: Callable[[], object]) -> float:

@@ -11,8 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from streams.broker import EmbeddedBroker, free_loopback_port
 from streams.config import Settings
+from streams.kafka.broker import EmbeddedBroker, free_loopback_port
 
 
 def bench_settings(stack: ExitStack, **overrides: Any) -> tuple[Settings, Path]:

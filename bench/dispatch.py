@@ -32,9 +32,9 @@ from streams.core.events import DueTask
 from streams.core.ids import fire_id
 from streams.core.model import HttpTarget, RetryPolicy
 from streams.core.timefmt import parse_rfc3339_ms
-from streams.harness import CallbackSink, Pipeline
-from streams.records import encode_due
-from streams.topics import DUE, ensure_topics
+from streams.kafka.records import encode_due
+from streams.kafka.topics import DUE, ensure_topics
+from tests.support.harness import CallbackSink, Pipeline
 
 SENT_HEADER = "X-Bench-Sent-Ms"
 

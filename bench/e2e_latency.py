@@ -22,8 +22,8 @@ from confluent_kafka.cimpl import NewTopic
 from bench.common import bench_settings, percentile, table
 from streams.config import Settings, consumer_config, kafka_config, producer_config
 from streams.core.timefmt import format_rfc3339_ms
-from streams.harness import ApiClient, CallbackSink, Pipeline
-from streams.topics import ensure_topics
+from streams.kafka.topics import ensure_topics
+from tests.support.harness import ApiClient, CallbackSink, Pipeline
 
 
 def now_ms() -> int:

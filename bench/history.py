@@ -23,8 +23,8 @@ from pathlib import Path
 from bench.common import table
 from streams.core.events import ExecutionResult
 from streams.core.model import Outcome
-from streams.history.sqlite import SqliteHistoryStore
 from streams.ports import DueSource, ExecutionHistory
+from streams.views.history.sqlite import SqliteHistoryStore
 
 BASE_MS = 1_800_000_000_000
 
@@ -109,7 +109,7 @@ def main() -> None:
         stores.append(("SQLite store", lambda: SqliteHistoryStore(Path(work) / "h.sqlite3")))
         points = os.environ.get("CASSANDRA_CONTACT_POINTS", "").strip()
         if points:
-            from streams.history.cassandra import CassandraHistoryStore
+            from streams.views.history.cassandra import CassandraHistoryStore
 
             keyspace = f"bench_{uuid.uuid4().hex[:8]}"
             stores.append(

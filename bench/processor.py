@@ -35,12 +35,12 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from bench.common import percentile, table
-from streams.broker import EmbeddedBroker, free_loopback_port
 from streams.config import Settings, kafka_config
 from streams.core.model import AtSchedule, HttpTarget, TaskSpec
-from streams.harness import Pipeline, RoleProcess, create_record, produce_records
-from streams.records import decode_due
-from streams.topics import COMMANDS, DUE, ensure_topics
+from streams.kafka.broker import EmbeddedBroker, free_loopback_port
+from streams.kafka.records import decode_due
+from streams.kafka.topics import COMMANDS, DUE, ensure_topics
+from tests.support.harness import Pipeline, RoleProcess, create_record, produce_records
 
 PARTITIONS = 6
 

@@ -26,19 +26,19 @@ from pathlib import Path
 from confluent_kafka import Producer
 
 from bench.common import table
-from streams.broker import EmbeddedBroker
 from streams.config import Settings, producer_config
 from streams.core.events import CommandKind, DueTask, ExecutionResult, TaskCommand
 from streams.core.ids import fire_id
 from streams.core.model import AtSchedule, HttpTarget, Outcome, RetryPolicy, TaskSpec
-from streams.history.sqlite import SqliteHistoryStore
-from streams.records import encode_command, encode_due, encode_result
-from streams.replay.due import replay_due
-from streams.replay.history import replay_history
-from streams.replay.scan import ScanStats, scan_window
-from streams.replay.state import replay_state
-from streams.replay.window import Window
-from streams.topics import COMMANDS, DUE, RESULTS, ensure_topics
+from streams.kafka.broker import EmbeddedBroker
+from streams.kafka.records import encode_command, encode_due, encode_result
+from streams.kafka.topics import COMMANDS, DUE, RESULTS, ensure_topics
+from streams.ops.replay.due import replay_due
+from streams.ops.replay.history import replay_history
+from streams.ops.replay.scan import ScanStats, scan_window
+from streams.ops.replay.state import replay_state
+from streams.ops.replay.window import Window
+from streams.views.history.sqlite import SqliteHistoryStore
 
 
 def fill(settings: Settings, n: int, base_ms: int) -> None:

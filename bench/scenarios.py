@@ -40,7 +40,10 @@ from streams.core.model import (
     TaskSpec,
 )
 from streams.core.timefmt import parse_rfc3339_ms
-from streams.harness import (
+from streams.kafka.records import decode_due
+from streams.kafka.topics import COMMANDS, DUE, ensure_topics
+from streams.views.history import open_execution_history
+from tests.support.harness import (
     Callback,
     CallbackSink,
     Pipeline,
@@ -48,9 +51,6 @@ from streams.harness import (
     produce_records,
     read_topic,
 )
-from streams.history import open_execution_history
-from streams.records import decode_due
-from streams.topics import COMMANDS, DUE, ensure_topics
 
 
 def now_ms() -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
 import sys
 
 from streams.config import Settings
@@ -92,20 +94,27 @@ def _progress(args: argparse.Namespace) -> bool:
     return bool(args.progress == "always")
 
 
+def _run_bench(rest: list[str]) -> int:
+    """The benchmarks live beside the package, not in it (they need the test
+    support and chart libraries): run them as ``python -m bench`` from a checkout."""
+    if importlib.util.find_spec("bench") is None:
+        print("kronwheel bench runs from a source checkout: python -m bench ...", file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, "-m", "bench", *rest])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "bench":
-        from bench.scenarios import main as bench_main
-
-        return bench_main(rest)
+        return _run_bench(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     settings = Settings.from_env()
     configure_logging(args.log_level, settings.log_format)
 
     if args.command == "dev":
-        from streams.dev import run_dev
+        from streams.ops.dev import run_dev
 
         return run_dev(settings, port=args.port)
     if args.command == "api":
@@ -123,11 +132,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "topics":
         _topics(_require_bootstrap(settings), args.action)
     elif args.command == "status":
-        from streams.status import render_status
+        from streams.ops.status import render_status
 
         print(render_status(_require_bootstrap(settings), progress=_progress(args)))
     elif args.command == "replay":
-        from streams.replay.cli import run_replay
+        from streams.ops.replay.cli import run_replay
 
         return run_replay(_require_bootstrap(settings), args, _progress(args))
     elif args.command == "token":
@@ -136,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _topics(settings: Settings, action: str) -> None:
-    from streams.tables import render_table
-    from streams.topics import describe_topics, ensure_topics
+    from streams.kafka.topics import describe_topics, ensure_topics
+    from streams.ops.tables import render_table
 
     if action == "create":
         created = ensure_topics(settings)
@@ -166,7 +175,7 @@ def _create_token(settings: Settings, tenant: str, name: str) -> int:
     from streams.api.auth import ADMIN_TENANT, issue_token
     from streams.core.clock import SystemClock
     from streams.core.ids import is_valid_tenant
-    from streams.readmodel import open_read_model
+    from streams.views.readmodel import open_read_model
 
     if not is_valid_tenant(tenant) or tenant == ADMIN_TENANT:
         print(

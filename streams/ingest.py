@@ -24,9 +24,9 @@ from streams.core.ids import (
     tenant_task_id,
 )
 from streams.core.model import TaskSpec
-from streams.kafka_io import AsyncProducer
-from streams.records import encode_command
-from streams.topics import COMMANDS
+from streams.kafka.clients import AsyncProducer
+from streams.kafka.records import encode_command
+from streams.kafka.topics import COMMANDS
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from streams.core.clock import FakeClock
 from streams.core.events import ExecutionResult, TaskCommand, TaskState
 from streams.core.lifecycle import apply_command
 from streams.core.model import Outcome
-from streams.history.sqlite import SqliteHistoryStore
 from streams.ingest import CommandPublisher
 from streams.ports import Projection
-from streams.readmodel.sqlite import SqliteReadModel
+from streams.views.history.sqlite import SqliteHistoryStore
+from streams.views.readmodel.sqlite import SqliteReadModel
 
 ADMIN = "admin-t0ken"
 

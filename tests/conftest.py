@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker, free_loopback_port
 from streams.config import Settings
-from streams.harness import Pipeline
-from streams.procs import descendants, is_running
-from streams.topics import ensure_topics
+from streams.kafka.broker import EmbeddedBroker, free_loopback_port
+from streams.kafka.topics import ensure_topics
+from streams.ops.procs import descendants, is_running
+from tests.support.harness import Pipeline
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / ".artifacts"
 

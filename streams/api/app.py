@@ -32,13 +32,13 @@ from streams.api.live import Hub
 from streams.config import Settings, producer_config
 from streams.core.clock import Clock, SystemClock
 from streams.core.model import Limits
-from streams.history import open_execution_history
 from streams.ingest import CommandPublisher
-from streams.kafka_io import AsyncProducer
+from streams.kafka.clients import AsyncProducer
 from streams.metrics import API_REQUESTS
 from streams.ports import ExecutionHistory, ReadModel
-from streams.readmodel import open_read_model
-from streams.readmodel.projector import Projector, ProjectorStatus
+from streams.views.history import open_execution_history
+from streams.views.readmodel import open_read_model
+from streams.views.readmodel.projector import Projector, ProjectorStatus
 
 log = logging.getLogger(__name__)
 

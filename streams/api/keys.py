@@ -10,7 +10,7 @@ from streams.core.clock import Clock
 from streams.core.model import Limits
 from streams.ingest import CommandPublisher
 from streams.ports import ExecutionHistory, ReadModel
-from streams.readmodel.projector import ProjectorStatus
+from streams.views.readmodel.projector import ProjectorStatus
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)

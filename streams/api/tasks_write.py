@@ -26,9 +26,9 @@ from streams.core.events import CommandKind, TaskCommand
 from streams.core.model import HttpTarget, KafkaTarget, TaskSpec, parse_task_spec
 from streams.core.netguard import Allowlist, IPAddress, check_target
 from streams.ingest import create_command, task_command
+from streams.kafka.topics import COMMANDS, DEAD, DUE, RESULTS, STATE
 from streams.metrics import API_COMMANDS
 from streams.ports import TaskRecord
-from streams.topics import COMMANDS, DEAD, DUE, RESULTS, STATE
 
 WAIT_DEFAULT_MS = 5_000
 WAIT_MAX_MS = 10_000

@@ -31,14 +31,14 @@ from confluent_kafka import (
 )
 
 from streams.config import Settings, consumer_config, producer_config
-from streams.kafka_io import (
+from streams.kafka.clients import (
     commit_retrying,
     consume_batch,
     produce_waiting,
     report_lag,
     seek_to_committed,
 )
-from streams.topics import DUE
+from streams.kafka.topics import DUE
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from streams.core.clock import Clock
 from streams.core.events import DueTask, ExecutionResult
 from streams.core.signing import compute_signature
 from streams.core.timefmt import format_rfc3339_ms
+from streams.dispatching.targets import GuardedHttp
 from streams.metrics import NOTIFICATIONS
-from streams.targets import GuardedHttp
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from streams.config import Settings
-from streams.harness import CallbackSink, Pipeline
+from tests.support.harness import CallbackSink, Pipeline
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(

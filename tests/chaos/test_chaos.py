@@ -27,7 +27,10 @@ import pytest
 from bench.common import percentile
 from streams.config import Settings
 from streams.core.model import AtSchedule, HttpTarget, TaskSpec
-from streams.harness import (
+from streams.kafka.records import decode_dead_letter, decode_result
+from streams.kafka.topics import COMMANDS, DEAD, RESULTS
+from streams.views.history import open_execution_history
+from tests.support.harness import (
     CallbackSink,
     Pipeline,
     RoleProcess,
@@ -35,9 +38,6 @@ from streams.harness import (
     produce_records,
     read_topic,
 )
-from streams.history import open_execution_history
-from streams.records import decode_dead_letter, decode_result
-from streams.topics import COMMANDS, DEAD, RESULTS
 
 
 @dataclass(frozen=True)

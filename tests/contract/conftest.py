@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from streams.history.sqlite import SqliteHistoryStore
 from streams.ports import ExecutionHistory
+from streams.views.history.sqlite import SqliteHistoryStore
 
 
 def _docker_reason() -> str | None:
@@ -60,7 +60,7 @@ def history(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Executio
     if request.param == "sqlite":
         store = SqliteHistoryStore(tmp_path / "history.sqlite3")
     else:
-        from streams.history.cassandra import CassandraHistoryStore
+        from streams.views.history.cassandra import CassandraHistoryStore
 
         points = request.getfixturevalue("cassandra_contact_points")
         store = CassandraHistoryStore(points, keyspace=f"kw_{uuid.uuid4().hex[:12]}")

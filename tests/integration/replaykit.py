@@ -13,10 +13,10 @@ from streams.config import Settings
 from streams.core.events import CommandKind, ExecutionResult, TaskCommand
 from streams.core.model import AtSchedule, HttpTarget, TaskSpec
 from streams.core.timefmt import format_rfc3339_ms
-from streams.harness import produce_records
-from streams.history.sqlite import SqliteHistoryStore
-from streams.records import encode_command
-from streams.topics import COMMANDS
+from streams.kafka.records import encode_command
+from streams.kafka.topics import COMMANDS
+from streams.views.history.sqlite import SqliteHistoryStore
+from tests.support.harness import produce_records
 
 
 def now_ms() -> int:

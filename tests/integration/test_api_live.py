@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from streams.config import Settings
-from streams.harness import CallbackSink, Pipeline
+from tests.support.harness import CallbackSink, Pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 EVERY_SECOND = {"cron": "* * * * * *", "timezone": "UTC"}
@@ -193,7 +193,7 @@ def test_token_create_on_the_command_line(settings: Settings, pipeline: Pipeline
     )
     token = created.stdout.strip()
     pipeline.start_ready("api")
-    from streams.harness import ApiClient
+    from tests.support.harness import ApiClient
 
     status, me = ApiClient(f"http://127.0.0.1:{settings.api_port}", token).get("/v1/whoami")
     assert (status, me) == (200, {"tenant": "acme", "name": "ci", "admin": False})

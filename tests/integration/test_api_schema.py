@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from streams.config import Settings
-from streams.harness import Pipeline
+from tests.support.harness import Pipeline
 
 MAX_EXAMPLES = 25
 CHECKS = ",".join(

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import free_loopback_port
 from streams.core.timefmt import format_rfc3339_ms
-from streams.harness import ApiClient, CallbackSink
-from streams.procs import descendants, is_running, kill, spawn
+from streams.kafka.broker import free_loopback_port
+from streams.ops.procs import descendants, is_running, kill, spawn
+from tests.support.harness import ApiClient, CallbackSink
 
 TOKEN = "dev-test-token"
 

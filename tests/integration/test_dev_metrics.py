@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.broker import free_loopback_port
 from streams.config import Settings
 from streams.core.timefmt import format_rfc3339_ms
-from streams.harness import ApiClient, CallbackSink
-from streams.procs import spawn, stop
+from streams.kafka.broker import free_loopback_port
+from streams.ops.procs import spawn, stop
 from tests.integration.replaykit import wait_until
+from tests.support.harness import ApiClient, CallbackSink
 
 TOKEN = "dev-metrics-token"
 # Family names as a scrape reports them (counters without _total), with what the

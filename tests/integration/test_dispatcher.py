@@ -22,22 +22,22 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
-from streams.broker import free_loopback_port
 from streams.config import Settings, kafka_config, producer_config
 from streams.core.events import CommandKind, DueTask, ExecutionResult
 from streams.core.ids import fire_id
 from streams.core.model import HttpTarget, KafkaTarget, Outcome, RetryPolicy
-from streams.harness import CallbackSink, Pipeline, read_topic
-from streams.history.sqlite import SqliteHistoryStore
-from streams.ports import DueSource
-from streams.records import (
+from streams.kafka.broker import free_loopback_port
+from streams.kafka.records import (
     decode_command,
     decode_dead_letter,
     decode_due,
     decode_result,
     encode_due,
 )
-from streams.topics import COMMANDS, DEAD, DUE, RESULTS, ensure_topics
+from streams.kafka.topics import COMMANDS, DEAD, DUE, RESULTS, ensure_topics
+from streams.ports import DueSource
+from streams.views.history.sqlite import SqliteHistoryStore
+from tests.support.harness import CallbackSink, Pipeline, read_topic
 
 
 def due_task(task_id: str, url: str, attempt: int = 1, max_attempts: int = 1) -> DueTask:

@@ -21,9 +21,9 @@ from streams.config import Settings
 from streams.core.model import Outcome
 from streams.core.signing import verify_signature
 from streams.core.timefmt import format_rfc3339_ms, parse_rfc3339_ms
-from streams.harness import ApiClient, CallbackSink, Pipeline, read_topic
-from streams.records import decode_result
-from streams.topics import RESULTS
+from streams.kafka.records import decode_result
+from streams.kafka.topics import RESULTS
+from tests.support.harness import ApiClient, CallbackSink, Pipeline, read_topic
 
 TASKS = 100
 SPACING_MS = 20

@@ -18,9 +18,9 @@ import pytest
 
 from streams.config import Settings
 from streams.core.model import AtSchedule, HttpTarget, TaskSpec
-from streams.harness import Pipeline, create_record, produce_records, read_topic
-from streams.records import decode_due
-from streams.topics import COMMANDS, DUE
+from streams.kafka.records import decode_due
+from streams.kafka.topics import COMMANDS, DUE
+from tests.support.harness import Pipeline, create_record, produce_records, read_topic
 
 TASKS = 600
 SPACING_MS = 20

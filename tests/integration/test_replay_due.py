@@ -10,10 +10,9 @@ from streams.config import Settings, producer_config
 from streams.core.events import DueTask
 from streams.core.ids import fire_id
 from streams.core.model import HttpTarget, Outcome, RetryPolicy
-from streams.harness import Callback, CallbackSink, Pipeline
-from streams.history.sqlite import SqliteHistoryStore
-from streams.records import encode_due
-from streams.topics import DUE
+from streams.kafka.records import encode_due
+from streams.kafka.topics import DUE
+from streams.views.history.sqlite import SqliteHistoryStore
 from tests.integration.replaykit import (
     create_command,
     executions_by_task,
@@ -23,6 +22,7 @@ from tests.integration.replaykit import (
     produce_commands,
     wait_until,
 )
+from tests.support.harness import Callback, CallbackSink, Pipeline
 
 TASKS = 30
 

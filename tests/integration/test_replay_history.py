@@ -10,9 +10,8 @@ from pathlib import Path
 
 from streams.config import Settings
 from streams.core.model import Outcome
-from streams.harness import CallbackSink, Pipeline, produce_records
-from streams.history.sqlite import SqliteHistoryStore
-from streams.topics import RESULTS
+from streams.kafka.topics import RESULTS
+from streams.views.history.sqlite import SqliteHistoryStore
 from tests.integration.replaykit import (
     create_command,
     executions_by_task,
@@ -22,6 +21,7 @@ from tests.integration.replaykit import (
     produce_commands,
     wait_until,
 )
+from tests.support.harness import CallbackSink, Pipeline, produce_records
 
 TASKS = 40
 

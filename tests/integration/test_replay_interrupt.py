@@ -14,11 +14,11 @@ from streams.config import Settings
 from streams.core.events import ExecutionResult
 from streams.core.ids import fire_id
 from streams.core.model import Outcome
-from streams.harness import produce_records
-from streams.procs import spawn, stop
-from streams.records import encode_result
-from streams.topics import RESULTS, ensure_topics
+from streams.kafka.records import encode_result
+from streams.kafka.topics import RESULTS, ensure_topics
+from streams.ops.procs import spawn, stop
 from tests.integration.replaykit import kronwheel, now_ms, wait_until
+from tests.support.harness import produce_records
 
 # Enough that the replay is still running when the test sees its first rows.
 RESULTS_COUNT = 100_000

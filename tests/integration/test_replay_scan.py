@@ -9,8 +9,8 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
 from streams.config import Settings, kafka_config, producer_config
-from streams.replay.scan import PAST_END_SLACK_MS, ScanStats, scan_window
-from streams.replay.window import Window
+from streams.ops.replay.scan import PAST_END_SLACK_MS, ScanStats, scan_window
+from streams.ops.replay.window import Window
 
 BASE_MS = 1_700_000_000_000
 RECORDS = 3_000

@@ -15,10 +15,9 @@ from streams.config import Settings, kafka_config
 from streams.core.events import CommandKind, DueTask, TaskCommand, TaskState, TaskStatus
 from streams.core.ids import fire_id
 from streams.core.model import HttpTarget, IntervalSchedule, RetryPolicy, TaskSpec
-from streams.harness import CallbackSink, Pipeline, produce_records, read_topic
-from streams.procs import stop
-from streams.records import decode_state, encode_due, encode_state
-from streams.topics import COMMANDS, DEAD, DUE, STATE, ensure_topics
+from streams.kafka.records import decode_state, encode_due, encode_state
+from streams.kafka.topics import COMMANDS, DEAD, DUE, STATE, ensure_topics
+from streams.ops.procs import stop
 from tests.integration.replaykit import (
     create_command,
     kronwheel,
@@ -26,6 +25,7 @@ from tests.integration.replaykit import (
     produce_commands,
     wait_until,
 )
+from tests.support.harness import CallbackSink, Pipeline, produce_records, read_topic
 
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000

@@ -12,10 +12,10 @@ import time
 from streams.config import Settings
 from streams.core.model import Outcome
 from streams.core.timefmt import format_rfc3339_ms, parse_rfc3339_ms
-from streams.harness import ApiClient, CallbackSink, Pipeline, read_topic
-from streams.history.sqlite import SqliteHistoryStore
-from streams.records import decode_dead_letter, decode_due, decode_result
-from streams.topics import DEAD, RESULTS
+from streams.kafka.records import decode_dead_letter, decode_due, decode_result
+from streams.kafka.topics import DEAD, RESULTS
+from streams.views.history.sqlite import SqliteHistoryStore
+from tests.support.harness import ApiClient, CallbackSink, Pipeline, read_topic
 
 
 def test_a_target_that_always_fails_ends_in_tasks_dead_after_max_attempts(

@@ -10,10 +10,10 @@ from streams.config import Settings, producer_config
 from streams.core.events import CommandKind, DueTask, TaskCommand
 from streams.core.ids import fire_id
 from streams.core.model import AtSchedule, CronSchedule, HttpTarget, RetryPolicy, TaskSpec
-from streams.harness import CallbackSink, Pipeline, read_topic
-from streams.history.sqlite import SqliteHistoryStore
-from streams.records import decode_dead_letter, decode_result, encode_command, encode_due
-from streams.topics import COMMANDS, DEAD, DUE, RESULTS
+from streams.kafka.records import decode_dead_letter, decode_result, encode_command, encode_due
+from streams.kafka.topics import COMMANDS, DEAD, DUE, RESULTS
+from streams.views.history.sqlite import SqliteHistoryStore
+from tests.support.harness import CallbackSink, Pipeline, read_topic
 
 
 def produce(settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> None:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from streams.config import Settings
-from streams.topics import describe_topics, ensure_topics, load_topic_specs
+from streams.kafka.topics import describe_topics, ensure_topics, load_topic_specs
 
 
 def test_topics_are_created_once_and_co_partitioned(settings: Settings) -> None:

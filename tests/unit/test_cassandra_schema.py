@@ -3,7 +3,7 @@ the store itself is tested by tests/contract/ against a real Cassandra)."""
 
 from __future__ import annotations
 
-from streams.history.cassandra import (
+from streams.views.history.cassandra import (
     DAY_SHARDS,
     day_shard,
     schema_statements,

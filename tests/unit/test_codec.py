@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.codec import SCHEMA_FILES, codec
 from streams.core.errors import MalformedEvent
 from streams.core.events import (
     CommandKind,
@@ -38,7 +37,8 @@ from streams.core.model import (
     RetryPolicy,
     TaskSpec,
 )
-from streams.records import (
+from streams.kafka.codec import SCHEMA_FILES, codec
+from streams.kafka.records import (
     decode_command,
     decode_dead_letter,
     decode_due,

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from streams.logs import JsonFormatter, configure_logging
-from streams.tables import render_table
+from streams.ops.tables import render_table
 
 
 def test_json_log_lines_carry_context_fields() -> None:

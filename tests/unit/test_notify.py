@@ -13,9 +13,9 @@ from streams.core.signing import verify_signature
 from streams.dispatching.guard import guarded_session
 from streams.dispatching.limits import HostLimits
 from streams.dispatching.notify import Notifier
-from streams.harness import CallbackSink
+from streams.dispatching.targets import GuardedHttp
 from streams.metrics import NOTIFICATIONS
-from streams.targets import GuardedHttp
+from tests.support.harness import CallbackSink
 
 SCHEDULED = 1_800_000_000_000
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from streams.core.events import CommandKind, TaskCommand
 from streams.core.model import AtSchedule, HttpTarget, IntervalSchedule, Schedule, TaskSpec
-from streams.partition import ChangelogRecord, Output, PartitionWheel, WheelConfig
-from streams.records import decode_dead_letter, decode_due, encode_command
-from streams.statestore import PartitionStore
-from streams.topics import COMMANDS, DEAD, DUE, STATE
+from streams.kafka.records import decode_dead_letter, decode_due, encode_command
+from streams.kafka.topics import COMMANDS, DEAD, DUE, STATE
+from streams.wheel.partition import ChangelogRecord, Output, PartitionWheel, WheelConfig
+from streams.wheel.statestore import PartitionStore
 
 T0 = 1_800_000_000_000
 CONFIG = WheelConfig(horizon_ms=10_000, promote_step_ms=1_000, misfire_grace_ms=5_000)

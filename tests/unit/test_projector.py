@@ -9,15 +9,15 @@ from pathlib import Path
 from streams.config import Settings
 from streams.core.events import CommandKind, ExecutionResult, TaskCommand, TaskState, TaskStatus
 from streams.core.model import AtSchedule, HttpTarget, Outcome, TaskSpec
-from streams.readmodel.projector import Projector
-from streams.readmodel.sqlite import SqliteReadModel
-from streams.records import (
+from streams.kafka.records import (
     dead_letter_for,
     encode_command,
     encode_dead_letter,
     encode_result,
     encode_state,
 )
+from streams.views.readmodel.projector import Projector
+from streams.views.readmodel.sqlite import SqliteReadModel
 
 SETTINGS = Settings(topic_prefix="p.", bootstrap_servers="unused:9092")
 SPEC = TaskSpec(AtSchedule(5_000), HttpTarget("https://example.com/x"), name="n")

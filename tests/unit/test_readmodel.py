@@ -22,7 +22,7 @@ from streams.core.events import CommandKind, ExecutionResult, TaskCommand, TaskS
 from streams.core.model import AtSchedule, HttpTarget, Outcome, TaskSpec
 from streams.core.projection import derive_status, spec_changes
 from streams.ports import Projection, ReadModel, TaskQuery, TokenRecord
-from streams.readmodel.sqlite import SqliteReadModel
+from streams.views.readmodel.sqlite import SqliteReadModel
 
 CASSANDRA = os.environ.get("CASSANDRA_CONTACT_POINTS", "").strip()
 
@@ -58,7 +58,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReadModel]
     if request.param == "sqlite":
         model: ReadModel = SqliteReadModel(tmp_path / "rm.sqlite3")
     else:
-        from streams.readmodel.cassandra import CassandraReadModel
+        from streams.views.readmodel.cassandra import CassandraReadModel
 
         points = request.getfixturevalue("cassandra_points")
         # A keyspace per test: the contract tests reuse task ids.

@@ -19,8 +19,8 @@ from streams.core.model import (
     RetryPolicy,
     TaskSpec,
 )
-from streams.replay.due import Action, Candidate, plan_redrive
-from streams.replay.state import FiredRuns, advance_past_firings
+from streams.ops.replay.due import Action, Candidate, plan_redrive
+from streams.ops.replay.state import FiredRuns, advance_past_firings
 
 NOW = 1_800_000_000_000
 

@@ -1,7 +1,7 @@
 import pytest
 
 from streams.core.timefmt import parse_rfc3339_ms
-from streams.replay.window import Window, parse_instant
+from streams.ops.replay.window import Window, parse_instant
 
 NOW = parse_rfc3339_ms("2026-11-23T12:00:00Z")
 

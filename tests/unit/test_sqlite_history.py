@@ -10,8 +10,8 @@ from pathlib import Path
 
 from streams.core.events import ExecutionResult
 from streams.core.model import Outcome
-from streams.history.sqlite import SqliteHistoryStore
 from streams.ports import DueSource
+from streams.views.history.sqlite import SqliteHistoryStore
 
 
 def result(fire_id: str, scheduled: int, outcome: Outcome = Outcome.SUCCEEDED) -> ExecutionResult:

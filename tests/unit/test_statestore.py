@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from streams.statestore import PartitionStore
+from streams.wheel.statestore import PartitionStore
 
 
 def test_restore_applies_records_in_order_and_tombstones(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from streams.broker import free_loopback_port
 from streams.core.clock import FakeClock
 from streams.core.events import DueTask
 from streams.core.ids import fire_id
@@ -22,8 +21,9 @@ from streams.core.netguard import Allowlist
 from streams.core.signing import verify_signature
 from streams.dispatching.guard import TargetRefused, guarded_session
 from streams.dispatching.limits import HostLimits
-from streams.harness import CallbackSink
-from streams.targets import GuardedHttp, TargetRunner
+from streams.dispatching.targets import GuardedHttp, TargetRunner
+from streams.kafka.broker import free_loopback_port
+from tests.support.harness import CallbackSink
 
 
 class ScriptedDns(AbstractResolver):

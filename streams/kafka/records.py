@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.codec import codec
 from streams.core.cron import validate_cron, validate_timezone
 from streams.core.errors import MalformedEvent
 from streams.core.events import (
@@ -38,6 +37,7 @@ from streams.core.model import (
     Target,
     TaskSpec,
 )
+from streams.kafka.codec import codec
 from streams.ports import KafkaMessage
 
 NS = "io.kronwheel."

@@ -4,7 +4,7 @@ Starts the embedded broker (unless KAFKA_BOOTSTRAP_SERVERS is set), creates the
 topics, then runs the processor, the dispatcher and the API as child
 processes, exactly as production runs them one per process. Ctrl-C (or
 SIGTERM) stops them all; if this process is SIGKILLed, the children die with
-it (see streams.procs).
+it (see streams.ops.procs).
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from dataclasses import replace
 from types import FrameType
 from typing import Any
 
-from streams.broker import EmbeddedBroker, free_loopback_port
 from streams.config import Settings
-from streams.procs import spawn, stop, wait_for_http_ok
-from streams.topics import ensure_topics
+from streams.kafka.broker import EmbeddedBroker, free_loopback_port
+from streams.kafka.topics import ensure_topics
+from streams.ops.procs import spawn, stop, wait_for_http_ok
 
 log = logging.getLogger(__name__)
 

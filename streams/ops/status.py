@@ -26,11 +26,11 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from streams.config import Settings, kafka_config
 from streams.core.errors import MalformedEvent
 from streams.core.events import TaskStatus
-from streams.records import decode_state
-from streams.replay.scan import ScanStats, scan_consumer, scan_window
-from streams.replay.window import Window
-from streams.tables import render_table
-from streams.topics import COMMANDS, DEAD, DUE, STATE
+from streams.kafka.records import decode_state
+from streams.kafka.topics import COMMANDS, DEAD, DUE, STATE
+from streams.ops.replay.scan import ScanStats, scan_consumer, scan_window
+from streams.ops.replay.window import Window
+from streams.ops.tables import render_table
 
 END_READ_TIMEOUT_S = 5.0
 

@@ -21,8 +21,8 @@ from importlib import resources
 from typing import Any
 
 from streams.core.events import ExecutionResult
-from streams.history.rows import RESULT_COLUMNS, result_from_columns, result_values
 from streams.ports import DueSource, RecordedExecution
+from streams.views.history.rows import RESULT_COLUMNS, result_from_columns, result_values
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000

@@ -26,8 +26,7 @@ from streams.core.errors import MalformedEvent
 from streams.core.events import DueTask, TaskState, TaskStatus
 from streams.core.lifecycle import Outcome, Transition, apply_command, fire, next_due_ms
 from streams.core.timingwheel import TimingWheel
-from streams.ports import KafkaMessage
-from streams.records import (
+from streams.kafka.records import (
     dead_letter_for,
     decode_command,
     decode_state,
@@ -35,8 +34,9 @@ from streams.records import (
     encode_due,
     encode_state,
 )
-from streams.statestore import PartitionStore
-from streams.topics import DEAD, DUE, STATE
+from streams.kafka.topics import DEAD, DUE, STATE
+from streams.ports import KafkaMessage
+from streams.wheel.statestore import PartitionStore
 
 log = logging.getLogger(__name__)
 

@@ -27,11 +27,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 from streams.config import Settings, consumer_config
 from streams.core.errors import MalformedEvent
 from streams.core.events import ExecutionResult, TaskCommand, TaskState
-from streams.kafka_io import consume_batch
+from streams.kafka.clients import consume_batch
+from streams.kafka.records import decode_command, decode_dead_letter, decode_result, decode_state
+from streams.kafka.topics import COMMANDS, DEAD, RESULTS, STATE
 from streams.metrics import PROJECTED_EVENTS
 from streams.ports import KafkaMessage, Projection, ReadModel
-from streams.records import decode_command, decode_dead_letter, decode_result, decode_state
-from streams.topics import COMMANDS, DEAD, RESULTS, STATE
 
 log = logging.getLogger(__name__)
 

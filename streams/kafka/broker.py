@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from streams.core.errors import BrokerUnavailable
-from streams.procs import spawn, stop
+from streams.ops.procs import spawn, stop
 
 log = logging.getLogger(__name__)
 

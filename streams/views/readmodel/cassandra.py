@@ -16,7 +16,7 @@ import orjson
 from streams.core.events import ExecutionResult, TaskCommand, TaskState
 from streams.core.projection import ENDED, derive_status
 from streams.ports import AuditEntry, Projection, TaskQuery, TaskRecord, TokenRecord
-from streams.readmodel.common import audit_trail, command_values, state_values
+from streams.views.readmodel.common import audit_trail, command_values, state_values
 
 KEYSPACE = "kronwheel"
 # Rows scanned per page while filtering a list by status or text, in Python.

@@ -23,7 +23,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, Top
 from tqdm import tqdm
 
 from streams.config import Settings, kafka_config
-from streams.replay.window import Window
+from streams.ops.replay.window import Window
 
 log = logging.getLogger(__name__)
 

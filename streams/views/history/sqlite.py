@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from streams.core.events import ExecutionResult
-from streams.history.rows import RESULT_COLUMNS, result_from_columns, result_values
 from streams.ports import DueSource, RecordedExecution
-from streams.sqlitefile import locked_transaction, open_shared_file
+from streams.views.history.rows import RESULT_COLUMNS, result_from_columns, result_values
+from streams.views.sqlitefile import locked_transaction, open_shared_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (

@@ -13,12 +13,12 @@ import time
 
 from streams.config import Settings
 from streams.core.timefmt import format_rfc3339_ms
-from streams.history import open_execution_history
-from streams.replay.due import DueReplay, replay_due
-from streams.replay.history import replay_history
-from streams.replay.state import replay_state
-from streams.replay.window import Window
-from streams.tables import render_table
+from streams.ops.replay.due import DueReplay, replay_due
+from streams.ops.replay.history import replay_history
+from streams.ops.replay.state import replay_state
+from streams.ops.replay.window import Window
+from streams.ops.tables import render_table
+from streams.views.history import open_execution_history
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from streams.config import Settings, consumer_config
-from streams.partition import ChangelogRecord
+from streams.wheel.partition import ChangelogRecord
 
 log = logging.getLogger(__name__)
 

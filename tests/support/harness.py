@@ -26,13 +26,13 @@ from typing import Any
 from aiohttp import web
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from streams.broker import free_loopback_port
 from streams.config import Settings, kafka_config, producer_config
 from streams.core.events import CommandKind, TaskCommand
 from streams.core.model import TaskSpec
-from streams.kafka_io import produce_waiting
-from streams.procs import kill, spawn, stop, wait_for_http_ok
-from streams.records import encode_command
+from streams.kafka.broker import free_loopback_port
+from streams.kafka.clients import produce_waiting
+from streams.kafka.records import encode_command
+from streams.ops.procs import kill, spawn, stop, wait_for_http_ok
 
 
 @dataclass

@@ -31,12 +31,12 @@ from streams.core.errors import MalformedEvent
 from streams.core.events import DueTask, ExecutionResult, FireReason
 from streams.core.ids import fire_id
 from streams.core.model import Outcome
+from streams.kafka.records import decode_due, encode_due
+from streams.kafka.topics import DUE
+from streams.ops.replay.produce import produce_all
+from streams.ops.replay.scan import ScanStats, log_malformed, scan_window
+from streams.ops.replay.window import Window
 from streams.ports import ExecutionHistory
-from streams.records import decode_due, encode_due
-from streams.replay.produce import produce_all
-from streams.replay.scan import ScanStats, log_malformed, scan_window
-from streams.replay.window import Window
-from streams.topics import DUE
 
 log = logging.getLogger(__name__)
 

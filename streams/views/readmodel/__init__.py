@@ -8,9 +8,9 @@ from streams.ports import ReadModel
 
 def open_read_model(settings: Settings) -> ReadModel:
     if settings.cassandra_contact_points:
-        from streams.readmodel.cassandra import CassandraReadModel
+        from streams.views.readmodel.cassandra import CassandraReadModel
 
         return CassandraReadModel.connect(settings.cassandra_contact_points)
-    from streams.readmodel.sqlite import SqliteReadModel
+    from streams.views.readmodel.sqlite import SqliteReadModel
 
     return SqliteReadModel(settings.history_db_path)

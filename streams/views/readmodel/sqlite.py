@@ -18,8 +18,8 @@ import orjson
 from streams.core.events import ExecutionResult, TaskCommand, TaskState
 from streams.core.projection import ENDED, derive_status
 from streams.ports import AuditEntry, Projection, TaskQuery, TaskRecord, TokenRecord
-from streams.readmodel.common import audit_trail, command_values, state_values
-from streams.sqlitefile import locked_transaction, open_shared_file
+from streams.views.readmodel.common import audit_trail, command_values, state_values
+from streams.views.sqlitefile import locked_transaction, open_shared_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS rm_tasks (

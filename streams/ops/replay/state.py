@@ -32,11 +32,11 @@ from streams.core.errors import MalformedEvent
 from streams.core.events import DueTask, TaskCommand, TaskState, TaskStatus
 from streams.core.lifecycle import apply_command, next_due_ms
 from streams.core.schedule import next_fire_ms
-from streams.records import decode_command, decode_due, encode_state
-from streams.replay.produce import produce_all
-from streams.replay.scan import ScanStats, log_malformed, scan_window
-from streams.replay.window import Window
-from streams.topics import COMMANDS, DUE, STATE
+from streams.kafka.records import decode_command, decode_due, encode_state
+from streams.kafka.topics import COMMANDS, DUE, STATE
+from streams.ops.replay.produce import produce_all
+from streams.ops.replay.scan import ScanStats, log_malformed, scan_window
+from streams.ops.replay.window import Window
 
 log = logging.getLogger(__name__)
 

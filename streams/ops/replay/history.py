@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from streams.config import Settings
 from streams.core.errors import MalformedEvent
 from streams.core.events import ExecutionResult
+from streams.kafka.records import decode_result
+from streams.kafka.topics import RESULTS
+from streams.ops.replay.scan import ScanStats, log_malformed, scan_window
+from streams.ops.replay.window import Window
 from streams.ports import ExecutionHistory
-from streams.records import decode_result
-from streams.replay.scan import ScanStats, log_malformed, scan_window
-from streams.replay.window import Window
-from streams.topics import RESULTS
 
 log = logging.getLogger(__name__)
 

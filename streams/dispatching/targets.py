@@ -23,7 +23,7 @@ from streams.core.signing import compute_signature
 from streams.core.timefmt import format_rfc3339_ms
 from streams.dispatching.guard import TargetRefused, literal_refusal, refusal_in
 from streams.dispatching.limits import HostLimits
-from streams.kafka_io import AsyncProducer
+from streams.kafka.clients import AsyncProducer
 
 MAX_ERROR_CHARS = 500
 # A target's answer is not used; read a little of it so small answers keep the

@@ -1,0 +1,462 @@
+"""The dispatcher loop: tasks.due -> run the target -> history store -> tasks.results.
+
+Per due event, in this order (docs/dispatch.md has the whole story):
+
+1. A fire id with a recorded outcome is never run again. Recorded at this very
+   record (partition@offset): a crash came between the history write and the
+   commit, so the recorded outcome and its follow-ups are emitted again. At
+   another record: a duplicate on tasks.due, skipped and counted.
+2. Otherwise the target runs (concurrently with others, bounded).
+3. The outcome goes to the history store (idempotent by fire id, the first
+   outcome stays), then its outputs (ExecutionResult, a RETRY command or a dead
+   letter) wait until every earlier record of the partition is done too.
+4. The released outputs and the offsets after them commit in one Kafka
+   transaction (streams.dispatching.kafka_side).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from confluent_kafka import Consumer, Message, TopicPartition
+
+from streams.config import Settings, producer_config
+from streams.core.attempts import DueRecord, follow_ups, result_of
+from streams.core.clock import Clock, SystemClock
+from streams.core.errors import MalformedEvent
+from streams.core.events import DueTask, ExecutionResult
+from streams.core.netguard import Allowlist
+from streams.dispatching.dedupe import RecentFireIds, Verdict
+from streams.dispatching.guard import guarded_session
+from streams.dispatching.kafka_side import CommitAborted, KafkaSide, OutRecord, group_id
+from streams.dispatching.limits import HostLimits
+from streams.dispatching.notify import Notifier
+from streams.dispatching.progress import PartitionProgress
+from streams.dispatching.targets import GuardedHttp, TargetRunner
+from streams.kafka.clients import AsyncProducer
+from streams.kafka.records import (
+    dead_letter_for,
+    decode_due,
+    encode_command,
+    encode_dead_letter,
+    encode_result,
+)
+from streams.kafka.topics import COMMANDS, DEAD, RESULTS
+from streams.metrics import (
+    CALLBACK_LATENESS,
+    DEAD_LETTERS,
+    DISPATCH_DURATION,
+    DISPATCH_OUTCOMES,
+    RETRIES,
+)
+from streams.ops.server import start_ops_server
+from streams.ports import DueSource, ExecutionHistory
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 500
+IDLE_POLL_S = 0.1
+BUSY_POLL_S = 0.02
+# Fire ids scheduled this recently are checked against a local set, loaded from
+# the history store when a partition is assigned; older ones ask the store.
+RECENT_WINDOW_MS = 15 * 60_000
+PRUNE_EVERY_S = 60.0
+# Records read ahead of the slowest unfinished one, over all partitions, before
+# the dispatcher stops fetching: bounds memory when one target is slow.
+READ_AHEAD_FACTOR = 4
+STOP_GRACE_S = 10.0
+
+
+@dataclass
+class PartitionState:
+    progress: PartitionProgress[list[OutRecord]] = field(default_factory=PartitionProgress)
+    recent: RecentFireIds = field(default_factory=lambda: RecentFireIds(0, {}))
+    running: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """One due event being handled, and where it came from."""
+
+    due: DueTask
+    record: DueRecord
+    state: PartitionState
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    taken: Taken
+    result: ExecutionResult
+
+
+class Dispatcher:
+    def __init__(
+        self, settings: Settings, store: ExecutionHistory, clock: Clock | None = None
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.kafka = KafkaSide(settings)
+        self.partitions: dict[int, PartitionState] = {}
+        # The loop thread and the Kafka thread (rebalance callbacks) share the
+        # partition states; every change to them holds this lock.
+        self._lock = threading.Lock()
+        self._finished: list[Finished] = []
+        self._stop = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._semaphore = asyncio.Semaphore(settings.dispatch_concurrency)
+        self._paused = False
+        self._pruned_at = 0.0
+        self._started = False
+        self._failed = False
+        self.dispatched = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        polled_ago = time.monotonic() - self.kafka.last_poll_monotonic
+        ready = self._started and polled_ago < 10.0
+        with self._lock:  # asked from the ops server's thread
+            partitions = sorted(self.partitions)
+        return ready, {"partitions": partitions, "polled_s_ago": round(polled_ago, 1)}
+
+    async def run(self) -> None:
+        target_producer = AsyncProducer(producer_config(self.settings, "dispatcher-targets"))
+        allowlist = Allowlist.parse(self.settings.target_allowlist)
+        ops = start_ops_server(
+            self.settings.metrics_host, self.settings.metrics_port, self.readiness, "dispatcher"
+        )
+        session = guarded_session(allowlist, self.settings.dispatch_concurrency)
+        try:
+            limits = HostLimits(
+                self.settings.dispatch_per_host_concurrency,
+                self.settings.dispatch_per_host_rate,
+                self.clock,
+            )
+            http = GuardedHttp(session, allowlist, limits)
+            runner = TargetRunner(http, target_producer, self.clock, self.settings.signing_secret)
+            notifier = Notifier(http, self.clock, self.settings.signing_secret)
+            await self.kafka.run(self.kafka.start, self._on_assign, self._on_revoke, self._on_lost)
+            self._started = True
+            log.info("dispatcher started, group %s", group_id(self.settings))
+            try:
+                while not self._stop.is_set():
+                    await self._cycle(runner, notifier)
+            except BaseException:
+                # A fatal Kafka error (fenced, ...) or a store failure: leave without
+                # committing anything more; the restarted process redoes from the
+                # committed offsets.
+                self._failed = True
+                raise
+            await self._drain(notifier)
+            await notifier.close()
+        finally:
+            await session.close()
+            await asyncio.to_thread(target_producer.close)
+            await self.kafka.run(self.kafka.close)
+            self.kafka.shutdown()
+            if ops is not None:
+                ops.stop()
+            log.info("dispatcher stopped after %d attempts", self.dispatched)
+
+    async def _cycle(self, runner: TargetRunner, notifier: Notifier) -> None:
+        busy = bool(self._tasks) or bool(self._finished)
+        messages = await self.kafka.run(
+            self.kafka.poll, MAX_BATCH, BUSY_POLL_S if busy else IDLE_POLL_S
+        )
+        if messages:
+            await self._accept(messages, runner, notifier)
+        await self._record_finished(notifier)
+        await self._commit_released()
+        await self._apply_backpressure()
+        self._prune()
+
+    # --- taking due events ----------------------------------------------------
+
+    async def _accept(
+        self, messages: list[Message], runner: TargetRunner, notifier: Notifier
+    ) -> None:
+        to_run: list[Taken] = []
+        to_look_up: list[Taken] = []
+        with self._lock:
+            for message in messages:
+                if message.error() is not None:
+                    log.warning("consume error: %s", message.error())
+                    continue
+                taken = self._take(message)
+                if taken is None:
+                    continue
+                verdict = taken.state.recent.check(taken.due.fire_id, taken.due.scheduled_at_ms)
+                if taken.due.fire_id in taken.state.running:
+                    self._skip_duplicate(taken, "it is running now")
+                elif verdict is Verdict.FRESH:
+                    taken.state.running.add(taken.due.fire_id)
+                    to_run.append(taken)
+                elif verdict is Verdict.RECORDED and taken.state.recent.recorded_offset(
+                    taken.due.fire_id
+                ) not in (None, taken.record.offset):
+                    self._skip_duplicate(taken, "recorded from another record")
+                else:
+                    to_look_up.append(taken)
+        if to_look_up:
+            to_run.extend(await self._settle_from_store(to_look_up, notifier))
+        for taken in to_run:
+            task = asyncio.create_task(self._run_one(taken, runner))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _take(self, message: Message) -> Taken | None:
+        partition = message.partition() or 0
+        offset = message.offset() or 0
+        state = self.partitions.get(partition)
+        if state is None:  # not ours any more (revoked during this poll)
+            return None
+        state.progress.take(offset)
+        record = DueRecord(message.topic() or "", partition, offset, message.key(), message.value())
+        try:
+            due = decode_due(message.value() or b"")
+        except MalformedEvent as exc:
+            log.warning("dead letter %s[%d]@%d: %s", record.topic, partition, offset, exc)
+            dead = dead_letter_for(message, str(exc), self.clock.now_ms())
+            DEAD_LETTERS.labels(role="dispatcher", reason="malformed").inc()
+            topic = self.settings.topic(DEAD)
+            state.progress.finish(
+                offset, [OutRecord(topic, message.key(), encode_dead_letter(dead))]
+            )
+            return None
+        return Taken(due, record, state)
+
+    def _skip_duplicate(self, taken: Taken, why: str) -> None:
+        DISPATCH_OUTCOMES.labels(outcome="skipped_duplicate").inc()
+        log.info(
+            "skipped %s task=%s %s[%d]@%d: duplicate, %s",
+            taken.due.fire_id,
+            taken.due.task_id,
+            taken.record.topic,
+            taken.record.partition,
+            taken.record.offset,
+            why,
+        )
+        taken.state.progress.finish(taken.record.offset, [])
+
+    async def _settle_from_store(self, takens: list[Taken], notifier: Notifier) -> list[Taken]:
+        """Ask the store about these; returns the ones that were never recorded."""
+        recorded = await asyncio.to_thread(self.store.recorded, [t.due.fire_id for t in takens])
+        fresh: list[Taken] = []
+        with self._lock:
+            for taken in takens:
+                if self.partitions.get(taken.record.partition) is not taken.state:
+                    continue
+                found = recorded.get(taken.due.fire_id)
+                if found is None:
+                    if taken.due.fire_id in taken.state.running:
+                        self._skip_duplicate(taken, "it is running now")
+                    else:
+                        taken.state.running.add(taken.due.fire_id)
+                        fresh.append(taken)
+                elif found.source == DueSource(taken.record.partition, taken.record.offset):
+                    # This very record was handled before a crash (or an aborted
+                    # commit): emit what was recorded, never call the target again.
+                    DISPATCH_OUTCOMES.labels(outcome="reemitted").inc()
+                    log.info(
+                        "re-emitting recorded outcome of %s task=%s %s[%d]@%d",
+                        taken.due.fire_id,
+                        taken.due.task_id,
+                        taken.record.topic,
+                        taken.record.partition,
+                        taken.record.offset,
+                    )
+                    taken.state.progress.finish(
+                        taken.record.offset, self._outputs(taken, found.result)
+                    )
+                    notifier.notify(taken.due, found.result)
+                else:
+                    self._skip_duplicate(taken, "recorded from another record")
+        return fresh
+
+    # --- running and recording ------------------------------------------------------
+
+    async def _run_one(self, taken: Taken, runner: TargetRunner) -> None:
+        async with self._semaphore:
+            attempt = await runner.run(taken.due)
+        result = result_of(taken.due, attempt, self.settings.instance_id)
+        DISPATCH_DURATION.observe((attempt.finished_at_ms - attempt.started_at_ms) / 1000)
+        CALLBACK_LATENESS.observe(max(0, result.lateness_ms) / 1000)
+        self._finished.append(Finished(taken, result))
+
+    async def _record_finished(self, notifier: Notifier) -> None:
+        if not self._finished:
+            return
+        batch, self._finished = self._finished, []
+        results = [f.result for f in batch]
+        sources = {
+            f.result.fire_id: DueSource(f.taken.record.partition, f.taken.record.offset)
+            for f in batch
+        }
+        inserted = await asyncio.to_thread(self.store.record_executions, results, sources)
+        winners = {r.fire_id: r for r in results}
+        if inserted < len(batch):
+            # Another dispatcher recorded some of these first (a moved partition):
+            # what the store holds is the outcome, so that is what gets emitted.
+            stored = await asyncio.to_thread(self.store.recorded, list(winners))
+            winners.update({fire: rec.result for fire, rec in stored.items()})
+        with self._lock:
+            for finished in batch:
+                taken = finished.taken
+                result = winners[finished.result.fire_id]
+                taken.state.running.discard(taken.due.fire_id)
+                if self.partitions.get(taken.record.partition) is not taken.state:
+                    continue  # revoked, lost or rewound: the next owner re-emits it
+                taken.state.recent.add(
+                    taken.due.fire_id, taken.due.scheduled_at_ms, taken.record.offset
+                )
+                outputs = self._outputs(taken, result)
+                taken.state.progress.finish(taken.record.offset, outputs)
+                self._log_attempt(taken, result, outputs)
+                notifier.notify(taken.due, result)
+        self.dispatched += len(batch)
+
+    def _outputs(self, taken: Taken, result: ExecutionResult) -> list[OutRecord]:
+        key = taken.due.task_id.encode()
+        outputs = [OutRecord(self.settings.topic(RESULTS), key, encode_result(result))]
+        more = follow_ups(taken.due, result, taken.record)
+        if more.retry is not None:
+            outputs.append(
+                OutRecord(self.settings.topic(COMMANDS), key, encode_command(more.retry))
+            )
+        if more.dead is not None:
+            outputs.append(OutRecord(self.settings.topic(DEAD), key, encode_dead_letter(more.dead)))
+        return outputs
+
+    def _log_attempt(
+        self, taken: Taken, result: ExecutionResult, outputs: Sequence[OutRecord]
+    ) -> None:
+        DISPATCH_OUTCOMES.labels(outcome=result.outcome.value).inc()
+        topics = {o.topic for o in outputs}
+        if self.settings.topic(COMMANDS) in topics:
+            RETRIES.inc()
+            then = " then=retry"
+        elif self.settings.topic(DEAD) in topics:
+            DEAD_LETTERS.labels(role="dispatcher", reason="retries_exhausted").inc()
+            then = " then=dead"
+        else:
+            then = ""
+        log.info(
+            "fired %s task=%s %s[%d]@%d attempt=%d/%d outcome=%s lateness=%dms took=%dms%s%s",
+            result.fire_id,
+            result.task_id,
+            taken.record.topic,
+            taken.record.partition,
+            taken.record.offset,
+            result.attempt,
+            taken.due.retry.max_attempts,
+            result.outcome.value,
+            result.lateness_ms,
+            result.finished_at_ms - result.started_at_ms,
+            then,
+            f" error={result.error}" if result.error else "",
+        )
+
+    # --- committing -------------------------------------------------------------------
+
+    def _release(
+        self, partitions: list[int] | None = None
+    ) -> tuple[list[OutRecord], dict[int, int]]:
+        """Pop every partition's finished prefix (call with the lock held)."""
+        outputs: list[OutRecord] = []
+        offsets: dict[int, int] = {}
+        for partition, state in self.partitions.items():
+            if partitions is not None and partition not in partitions:
+                continue
+            released = state.progress.release()
+            if released is not None:
+                offsets[partition] = released.next_offset
+                outputs.extend(o for batch in released.outputs for o in batch)
+        return outputs, offsets
+
+    async def _commit_released(self) -> None:
+        with self._lock:
+            outputs, offsets = self._release()
+        if not offsets:
+            return
+        try:
+            await self.kafka.run(self.kafka.commit, outputs, offsets)
+        except CommitAborted:
+            await self.kafka.run(self._rewind)
+
+    def _rewind(self) -> None:
+        """After an aborted commit: forget unfinished work, read again from the committed
+        offsets; what was recorded meanwhile is re-emitted from the store."""
+        with self._lock:
+            for partition, state in list(self.partitions.items()):
+                self.partitions[partition] = PartitionState(recent=state.recent)
+        self.kafka.rewind()
+
+    async def _apply_backpressure(self) -> None:
+        with self._lock:
+            held = sum(s.progress.held for s in self.partitions.values())
+        pause = held >= READ_AHEAD_FACTOR * self.settings.dispatch_concurrency
+        # Pausing every cycle while over the limit also pauses partitions assigned
+        # meanwhile; resuming happens once, when the read-ahead has drained.
+        if pause or self._paused:
+            await self.kafka.run(self.kafka.pause, pause)
+        self._paused = pause
+
+    def _prune(self) -> None:
+        now = time.monotonic()
+        if now - self._pruned_at < PRUNE_EVERY_S:
+            return
+        self._pruned_at = now
+        floor = self.clock.now_ms() - RECENT_WINDOW_MS
+        with self._lock:
+            for state in self.partitions.values():
+                state.recent.prune(floor)
+
+    async def _drain(self, notifier: Notifier) -> None:
+        """On stop: let running targets finish (bounded), record and commit them."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=STOP_GRACE_S)
+        await self._record_finished(notifier)
+        await self._commit_released()
+
+    # --- rebalance callbacks (on the Kafka thread, inside poll) ---------------------------
+
+    def _on_assign(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        floor = self.clock.now_ms() - RECENT_WINDOW_MS
+        for tp in partitions:
+            recent = RecentFireIds(floor, self.store.recent_fire_ids(tp.partition, floor))
+            with self._lock:
+                self.partitions[tp.partition] = PartitionState(recent=recent)
+        log.info("assigned %s", sorted(tp.partition for tp in partitions))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Commit what is done before the partitions move, so the next owner does not
+        # redo it; unfinished work is dropped (the next owner re-runs or re-emits it).
+        revoked = [tp.partition for tp in partitions]
+        if self._failed:
+            log.info("revoked %s without commit (stopping after an error)", sorted(revoked))
+            return
+        with self._lock:
+            outputs, offsets = self._release(revoked)
+            for partition in revoked:
+                self.partitions.pop(partition, None)
+        if offsets:
+            try:
+                self.kafka.commit(outputs, offsets)
+            except CommitAborted:
+                log.warning("commit on revoke aborted; the next owner re-emits from the store")
+        log.info("revoked %s", sorted(revoked))
+
+    def _on_lost(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Another dispatcher owns them already: committing would be fenced. Drop
+        # in-flight state; whatever was recorded is re-emitted by the new owner.
+        with self._lock:
+            for tp in partitions:
+                self.partitions.pop(tp.partition, None)
+        log.warning("lost %s", sorted(tp.partition for tp in partitions))
