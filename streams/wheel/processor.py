@@ -43,6 +43,7 @@ from confluent_kafka import (
 from streams import metrics
 from streams.config import Settings, consumer_config, producer_config
 from streams.core.clock import Clock, SystemClock
+from streams.core.validation import Rules
 from streams.kafka.clients import (
     commit_retrying,
     consume_batch,
@@ -88,7 +89,9 @@ class Processor:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.config = config or WheelConfig(
-            horizon_ms=settings.wheel_horizon_ms, misfire_grace_ms=settings.misfire_grace_ms
+            horizon_ms=settings.wheel_horizon_ms,
+            misfire_grace_ms=settings.misfire_grace_ms,
+            rules=Rules(topic_prefix=settings.topic_prefix),
         )
         self.partitions: dict[int, PartitionWheel] = {}
         self._topics = {name: settings.topic(name) for name in (COMMANDS, STATE, DUE, DEAD)}
