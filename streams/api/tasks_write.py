@@ -163,9 +163,11 @@ async def create_task(request: web.Request) -> web.Response:
         )
         if existing is not None:
             return _answer(existing, command, True, status=200)
+    # The answer is computed before the publish: nothing published may end in a 500.
+    accepted = accepted_record(command, now_ms)
     applied = await publish(request, [command], wait_ms)
     shown = await _current(request, command.task_id) if applied else None
-    return _answer(shown or accepted_record(command, now_ms), command, applied)
+    return _answer(shown or accepted, command, applied)
 
 
 async def create_batch(request: web.Request) -> web.Response:

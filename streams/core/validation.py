@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from streams.core.cron import next_cron_ms, validate_cron, validate_timezone
 from streams.core.errors import ValidationError
-from streams.core.events import CommandKind, TaskCommand
+from streams.core.events import CommandKind, DueTask, TaskCommand
 from streams.core.ids import is_valid_task_id, is_valid_tenant
 from streams.core.model import (
     HTTP_METHODS,
@@ -282,3 +282,20 @@ def validate_command(command: TaskCommand, rules: Rules = DEFAULT_RULES) -> None
         check_instant(retry.scheduled_at_ms, "retry.scheduled_at_ms")
         check_instant(retry.run_at_ms, "retry.run_at_ms")
         check_range(retry.attempt, "retry.attempt", 2, rules.limits.max_attempts)
+
+
+def validate_due(due: DueTask, rules: Rules = DEFAULT_RULES) -> None:
+    """A firing read from tasks.due: its target and policies pass the same rules, so a
+    record another producer wrote cannot take the dispatcher where the API would not."""
+    if not is_valid_task_id(due.task_id):
+        raise ValidationError("task_id", "is not a valid task id", "invalid_task_id")
+    check_instant(due.scheduled_at_ms, "scheduled_at_ms")
+    check_instant(due.emitted_at_ms, "emitted_at_ms")
+    _retry(due.retry, rules.limits)
+    check_range(due.attempt, "attempt", 1, due.retry.max_attempts)
+    if isinstance(due.target, HttpTarget):
+        _http_target(due.target, rules.limits)
+    else:
+        _kafka_target(due.target, rules)
+    if due.notify is not None:
+        _notify(due.notify, rules.limits)

@@ -31,6 +31,7 @@ from streams.core.clock import Clock, SystemClock
 from streams.core.errors import MalformedEvent
 from streams.core.events import DueTask, ExecutionResult
 from streams.core.netguard import Allowlist
+from streams.dispatching.boundary import run_guarded
 from streams.dispatching.dedupe import RecentFireIds, Verdict
 from streams.dispatching.guard import guarded_session
 from streams.dispatching.kafka_side import CommitAborted, KafkaSide, OutRecord, group_id
@@ -221,9 +222,11 @@ class Dispatcher:
         record = DueRecord(message.topic() or "", partition, offset, message.key(), message.value())
         try:
             due = decode_due(message.value() or b"")
-        except MalformedEvent as exc:
+        except Exception as exc:  # any record that is not a usable firing: dead letter
             log.warning("dead letter %s[%d]@%d: %s", record.topic, partition, offset, exc)
-            dead = dead_letter_for(message, str(exc), self.clock.now_ms())
+            error_class = type(exc).__name__
+            reason = str(exc) if isinstance(exc, MalformedEvent) else f"{error_class}: {exc}"
+            dead = dead_letter_for(message, reason, self.clock.now_ms(), error_class)
             DEAD_LETTERS.labels(role="dispatcher", reason="malformed").inc()
             topic = self.settings.topic(DEAD)
             state.progress.finish(
@@ -284,7 +287,7 @@ class Dispatcher:
 
     async def _run_one(self, taken: Taken, runner: TargetRunner) -> None:
         async with self._semaphore:
-            attempt = await runner.run(taken.due)
+            attempt = await run_guarded(runner, taken.due, self.clock)
         result = result_of(taken.due, attempt, self.settings.instance_id)
         DISPATCH_DURATION.observe((attempt.finished_at_ms - attempt.started_at_ms) / 1000)
         CALLBACK_LATENESS.observe(max(0, result.lateness_ms) / 1000)

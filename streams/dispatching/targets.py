@@ -10,15 +10,15 @@ followed (a redirect could point anywhere).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 import aiohttp
+import yarl
 
 from streams.core.attempts import Attempt
 from streams.core.clock import Clock
 from streams.core.events import DueTask
 from streams.core.model import HttpTarget, KafkaTarget, Outcome
-from streams.core.netguard import Allowlist
+from streams.core.netguard import Allowlist, canonical_host
 from streams.core.signing import compute_signature
 from streams.core.timefmt import format_rfc3339_ms
 from streams.dispatching.guard import TargetRefused, literal_refusal, refusal_in
@@ -61,8 +61,15 @@ class GuardedHttp:
     async def call(
         self, method: str, url: str, body: bytes, headers: Mapping[str, str], timeout_ms: int
     ) -> int:
-        """The response status; raises TargetRefused or the client's error."""
-        host = urlsplit(url).hostname or ""
+        """The response status; raises TargetRefused or the client's error.
+
+        The URL is parsed once, here, and that parsed URL is what the session
+        connects to: the literal check sees the host after the IDNA mapping the
+        client applies (a full-width ``127.0.0.1`` is loopback), and a name goes
+        to the guarded resolver. No second parse can disagree with the check.
+        """
+        parsed = yarl.URL(url)
+        host = canonical_host(url)
         refusal = literal_refusal(host, self._allowlist)
         if refusal:
             raise TargetRefused(refusal)
@@ -70,7 +77,7 @@ class GuardedHttp:
             try:
                 async with self._session.request(
                     method,
-                    url,
+                    parsed,
                     data=body,
                     headers=dict(headers),
                     timeout=aiohttp.ClientTimeout(total=timeout_ms / 1000),

@@ -37,7 +37,7 @@ from streams.core.model import (
     Target,
     TaskSpec,
 )
-from streams.core.validation import DEFAULT_RULES, Rules, validate_command
+from streams.core.validation import DEFAULT_RULES, Rules, validate_command, validate_due
 from streams.kafka.codec import codec
 from streams.ports import KafkaMessage
 
@@ -280,8 +280,23 @@ def encode_due(due: DueTask) -> bytes:
     )
 
 
-def decode_due(data: bytes) -> DueTask:
+def decode_due(data: bytes, rules: Rules | None = DEFAULT_RULES) -> DueTask:
+    """Decode and validate a firing (``rules=None``: decode only, for replay)."""
+    due = _decode_due(data)
+    if rules is not None:
+        try:
+            validate_due(due, rules)
+        except ValidationError as exc:
+            raise MalformedEvent(f"{exc.code}: {exc.field} {exc.message}") from None
+    return due
+
+
+def _decode_due(data: bytes) -> DueTask:
     record = codec("DueTask").decode(data)
+    try:
+        reason = FireReason(record["reason"])
+    except ValueError:
+        raise MalformedEvent(f"reason {record['reason']!r} is not a fire reason") from None
     return DueTask(
         fire_id=record["fire_id"],
         task_id=record["task_id"],
@@ -293,7 +308,7 @@ def decode_due(data: bytes) -> DueTask:
         target=target_from_avro(record["target"]),
         retry=retry_from_avro(record["retry"]),
         notify=notify_from_avro(record["notify"]),
-        reason=FireReason(record["reason"]),
+        reason=reason,
     )
 
 
