@@ -271,9 +271,9 @@ def validate_command(command: TaskCommand, rules: Rules = DEFAULT_RULES) -> None
         if not 0 < len(text) <= MAX_ID_CHARS:
             raise ValidationError(name, f"must be 1 to {MAX_ID_CHARS} characters", "out_of_range")
     check_instant(command.issued_at_ms, "issued_at_ms")
-    if command.kind in (CommandKind.CREATE, CommandKind.UPDATE):
-        if command.spec is None:
-            raise ValidationError.missing("spec")
+    if command.kind in (CommandKind.CREATE, CommandKind.UPDATE) and command.spec is None:
+        raise ValidationError.missing("spec")
+    if command.spec is not None:  # any kind: the audit trail shows whatever spec it carries
         validate_spec(command.spec, command.issued_at_ms, rules)
     if command.kind is CommandKind.RETRY:
         retry = command.retry
@@ -292,7 +292,8 @@ def validate_due(due: DueTask, rules: Rules = DEFAULT_RULES) -> None:
     check_instant(due.scheduled_at_ms, "scheduled_at_ms")
     check_instant(due.emitted_at_ms, "emitted_at_ms")
     _retry(due.retry, rules.limits)
-    check_range(due.attempt, "attempt", 1, due.retry.max_attempts)
+    # Not against due.retry: an update may lower max_attempts under a pending retry.
+    check_range(due.attempt, "attempt", 1, rules.limits.max_attempts)
     if isinstance(due.target, HttpTarget):
         _http_target(due.target, rules.limits)
     else:
