@@ -17,6 +17,7 @@ from aiohttp import web
 
 from streams.api.auth import principal_of, store_of
 from streams.api.errors import ApiError, json_response
+from streams.api.failfast import published
 from streams.api.keys import CLOCK, HUB, LIMITS, PUBLISHER, SETTINGS
 from streams.api.params import json_body, object_fields, path_task_id, query_bool, query_int
 from streams.api.views import accepted_record, task_view
@@ -119,7 +120,7 @@ async def publish(
         [(c.task_id, hub.expect(c.task_id, c.command_id)) for c in commands] if wait_ms else []
     )
     try:
-        await request.app[PUBLISHER].publish_many(commands)
+        await published(request.app[PUBLISHER].publish_many(commands))
         for command in commands:
             API_COMMANDS.labels(command.kind.value.lower()).inc()
         if not expected:

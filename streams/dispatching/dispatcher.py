@@ -122,10 +122,15 @@ class Dispatcher:
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
         polled_ago = time.monotonic() - self.kafka.last_poll_monotonic
-        ready = self._started and polled_ago < 10.0
+        broker_up = self.kafka.broker.connected()
+        ready = self._started and polled_ago < 10.0 and broker_up
         with self._lock:  # asked from the ops server's thread
             partitions = sorted(self.partitions)
-        return ready, {"partitions": partitions, "polled_s_ago": round(polled_ago, 1)}
+        return ready, {
+            "partitions": partitions,
+            "polled_s_ago": round(polled_ago, 1),
+            "broker_connected": broker_up,
+        }
 
     async def run(self) -> None:
         target_producer = AsyncProducer(producer_config(self.settings, "dispatcher-targets"))

@@ -31,6 +31,7 @@ from confluent_kafka import (
 )
 
 from streams.config import Settings, consumer_config, producer_config
+from streams.kafka.brokerwatch import BrokerWatch
 from streams.kafka.clients import (
     commit_retrying,
     consume_batch,
@@ -75,7 +76,10 @@ class KafkaSide:
         self.settings = settings
         self.due_topic = settings.topic(DUE)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-kafka")
-        self.consumer = Consumer(consumer_config(settings, "dispatcher", group_id(settings)))
+        self.broker = BrokerWatch()
+        self.consumer = Consumer(
+            consumer_config(settings, "dispatcher", group_id(settings), **self.broker.config())
+        )
         self.producer = Producer(
             producer_config(
                 settings,

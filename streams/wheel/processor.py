@@ -44,6 +44,7 @@ from streams import metrics
 from streams.config import Settings, consumer_config, producer_config
 from streams.core.clock import Clock, SystemClock
 from streams.core.validation import Rules
+from streams.kafka.brokerwatch import BrokerWatch
 from streams.kafka.clients import (
     commit_retrying,
     consume_batch,
@@ -95,12 +96,14 @@ class Processor:
         )
         self.partitions: dict[int, PartitionWheel] = {}
         self._topics = {name: settings.topic(name) for name in (COMMANDS, STATE, DUE, DEAD)}
+        self.broker = BrokerWatch()
         self._consumer = Consumer(
             consumer_config(
                 settings,
                 "processor",
                 group_id(settings),
                 **{"enable.partition.eof": False},
+                **self.broker.config(),
             )
         )
         self._producer = Producer(
@@ -308,5 +311,6 @@ class Processor:
         log.info("%s %s (owns %s)", why, numbers, sorted(self.partitions))
 
     def _readiness(self) -> tuple[bool, dict[str, object]]:
-        ready = self._assigned_at_least_once and not self._stop.is_set()
-        return ready, {"partitions": sorted(self.partitions)}
+        broker_up = self.broker.connected()
+        ready = self._assigned_at_least_once and broker_up and not self._stop.is_set()
+        return ready, {"partitions": sorted(self.partitions), "broker_connected": broker_up}
