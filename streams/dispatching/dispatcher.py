@@ -33,6 +33,7 @@ from streams.core.events import DueTask, ExecutionResult
 from streams.core.netguard import Allowlist
 from streams.dispatching.boundary import run_guarded
 from streams.dispatching.dedupe import RecentFireIds, Verdict
+from streams.dispatching.fairness import FairSlots, address_lookup
 from streams.dispatching.guard import guarded_session
 from streams.dispatching.kafka_side import CommitAborted, KafkaSide, OutRecord, group_id
 from streams.dispatching.limits import HostLimits
@@ -110,7 +111,6 @@ class Dispatcher:
         self._finished: list[Finished] = []
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._semaphore = asyncio.Semaphore(settings.dispatch_concurrency)
         self._paused = False
         self._pruned_at = 0.0
         self._started = False
@@ -145,7 +145,8 @@ class Dispatcher:
                 self.settings.dispatch_per_host_rate,
                 self.clock,
             )
-            http = GuardedHttp(session, allowlist, limits)
+            slots = FairSlots(self.settings.dispatch_concurrency)
+            http = GuardedHttp(session, allowlist, limits, slots, address_lookup())
             runner = TargetRunner(http, target_producer, self.clock, self.settings.signing_secret)
             notifier = Notifier(http, self.clock, self.settings.signing_secret)
             await self.kafka.run(self.kafka.start, self._on_assign, self._on_revoke, self._on_lost)
@@ -291,8 +292,9 @@ class Dispatcher:
     # --- running and recording ------------------------------------------------------
 
     async def _run_one(self, taken: Taken, runner: TargetRunner) -> None:
-        async with self._semaphore:
-            attempt = await run_guarded(runner, taken.due, self.clock)
+        # Concurrency is admitted inside the runner (fairness.py): a host's slot,
+        # then the tenant's share of the dispatcher's slots.
+        attempt = await run_guarded(runner, taken.due, self.clock)
         result = result_of(taken.due, attempt, self.settings.instance_id)
         DISPATCH_DURATION.observe((attempt.finished_at_ms - attempt.started_at_ms) / 1000)
         CALLBACK_LATENESS.observe(max(0, result.lateness_ms) / 1000)
