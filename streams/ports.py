@@ -41,9 +41,14 @@ class ExecutionHistory(Protocol):
         self,
         results: Sequence[ExecutionResult],
         sources: Mapping[str, DueSource] | None = None,
+        contended: bool = True,
     ) -> int:
         """Store outcomes, idempotent by fire id: the first outcome recorded for a fire
-        id stays. ``sources`` maps fire id -> its due record. Returns how many were new."""
+        id stays. ``sources`` maps fire id -> its due record. Returns how many were new.
+
+        ``contended=False`` is the caller's word that nobody else can be recording
+        these fire ids now: a store may then skip finding out whether its write won
+        (Cassandra saves a read) and count every one as new."""
         ...
 
     def executions(self, task_id: str, limit: int = 100) -> list[ExecutionResult]:

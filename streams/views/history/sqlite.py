@@ -77,8 +77,10 @@ class SqliteHistoryStore:
         self,
         results: Sequence[ExecutionResult],
         sources: Mapping[str, DueSource] | None = None,
+        contended: bool = True,
     ) -> int:
-        """Batched: one transaction for many outcomes. Returns how many were new."""
+        """Batched: one transaction for many outcomes. Returns how many were new
+        (exactly, contended or not: the insert itself says)."""
         sources = sources or {}
         inserted = 0
         with self._transaction() as conn:
