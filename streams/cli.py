@@ -7,7 +7,7 @@ import importlib.util
 import subprocess
 import sys
 
-from streams.config import Settings
+from streams.config import InvalidSetting, Settings
 from streams.logs import configure_logging
 
 
@@ -110,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run_bench(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except InvalidSetting as exc:
+        raise SystemExit(f"kronwheel: {exc}") from None
     configure_logging(args.log_level, settings.log_format)
 
     if args.command == "dev":
