@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from streams.config import InvalidSetting, Settings
+from streams.core.model import Outcome
 from streams.logs import configure_logging
 
 
@@ -74,7 +75,7 @@ def _add_replay_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     due.add_argument("--task", help="only this task id")
     due.add_argument(
         "--status",
-        choices=["failed"],
+        choices=[Outcome.FAILED.value],
         help="only firings without a succeeded attempt, re-run as the next attempt",
     )
     due.add_argument("--dry-run", action="store_true", help="print what would be sent")

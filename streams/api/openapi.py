@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from streams.api.errors import json_response
+from streams.core.model import Misfire, Outcome
 from streams.core.projection import SHOWN_STATUSES
 
 JSON = "application/json"
@@ -164,7 +165,10 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             "url": {"type": "string", "format": "uri"},
-            "on": {"type": "array", "items": {"type": "string", "enum": ["failed", "succeeded"]}},
+            "on": {
+                "type": "array",
+                "items": {"type": "string", "enum": [o.value for o in Outcome]},
+            },
         },
     },
     "TaskInput": {
@@ -176,7 +180,7 @@ SCHEMAS: dict[str, Any] = {
             "schedule": _ref("Schedule"),
             "target": _ref("Target"),
             "retry": _ref("Retry"),
-            "misfire": {"type": "string", "enum": ["fire_once", "fire_all", "skip"]},
+            "misfire": {"type": "string", "enum": [m.value for m in Misfire]},
             "notify": _ref("Notify"),
             "dedupe_key": {"type": "string", "maxLength": 200},
         },
@@ -190,7 +194,7 @@ SCHEMAS: dict[str, Any] = {
             "schedule": _ref("Schedule"),
             "target": _ref("Target"),
             "retry": _ref("Retry"),
-            "misfire": {"type": "string", "enum": ["fire_once", "fire_all", "skip"]},
+            "misfire": {"type": "string", "enum": [m.value for m in Misfire]},
             "notify": _ref("Notify"),
         },
     },
@@ -277,7 +281,7 @@ SCHEMAS: dict[str, Any] = {
             "task_id": STRING,
             "scheduled_at": INSTANT,
             "attempt": {"type": "integer"},
-            "outcome": {"type": "string", "enum": ["succeeded", "failed"]},
+            "outcome": {"type": "string", "enum": [o.value for o in Outcome]},
             "final": {"type": "boolean"},
             "started_at": INSTANT,
             "finished_at": INSTANT,
