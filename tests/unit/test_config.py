@@ -101,3 +101,9 @@ def test_secrets_stay_out_of_repr() -> None:
     text = repr(Settings(api_token="tok-123", signing_secret="sec-456"))
     assert "tok-123" not in text
     assert "sec-456" not in text
+
+
+def test_the_readme_names_every_variable() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
+    missing = [variable for variable, _default, _help in settings_help() if variable not in readme]
+    assert not missing, f"README's Configuration lacks {missing}"
