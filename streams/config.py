@@ -22,6 +22,7 @@ import os
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
@@ -199,9 +200,11 @@ class Settings:
 
     def topic(self, name: str) -> str:
         """The physical name of a topic (``tasks.due`` -> prefix + name)."""
-        known = self.topics.get(name)
-        # Topics outside the contract (a benchmark's scratch topic) get the prefix too.
-        return known if known is not None else f"{self.topic_prefix}{name}"
+        try:
+            return self.topics[name]
+        except KeyError:
+            # Topics outside the contract (a benchmark's scratch topic) get the prefix too.
+            return f"{self.topic_prefix}{name}"
 
     @property
     def history_db_path(self) -> Path:
@@ -220,7 +223,8 @@ def settings_help() -> list[tuple[str, str, str]]:
     return rows
 
 
-def _table() -> list[tuple[Field[Any], type]]:
+@cache
+def _table() -> tuple[tuple[Field[Any], type], ...]:
     """Every field that is a setting, with its value type (None stripped from optionals)."""
     hints = get_type_hints(Settings)
     rows = []
@@ -232,7 +236,7 @@ def _table() -> list[tuple[Field[Any], type]]:
         if options and kind.__class__ is types.UnionType:
             kind = options[0]
         rows.append((item, kind))
-    return rows
+    return tuple(rows)
 
 
 def _parse(item: Field[Any], kind: Any, raw: str) -> Any:
