@@ -33,7 +33,7 @@ from streams.core.events import DueTask, ExecutionResult
 from streams.core.netguard import Allowlist
 from streams.dispatching.dedupe import RecentFireIds, Verdict
 from streams.dispatching.guard import guarded_session
-from streams.dispatching.kafka_side import CommitAborted, KafkaSide, OutRecord, group_id
+from streams.dispatching.kafka_side import KafkaSide, group_id
 from streams.dispatching.limits import HostLimits
 from streams.dispatching.notify import Notifier
 from streams.dispatching.progress import PartitionProgress
@@ -47,6 +47,7 @@ from streams.kafka.records import (
     encode_result,
 )
 from streams.kafka.topics import COMMANDS, DEAD, RESULTS
+from streams.kafka.transactions import TransactionAborted
 from streams.metrics import (
     CALLBACK_LATENESS,
     DEAD_LETTERS,
@@ -55,7 +56,7 @@ from streams.metrics import (
     RETRIES,
 )
 from streams.ops.server import start_ops_server
-from streams.ports import DueSource, ExecutionHistory
+from streams.ports import DueSource, ExecutionHistory, OutRecord
 
 log = logging.getLogger(__name__)
 
@@ -387,7 +388,7 @@ class Dispatcher:
             return
         try:
             await self.kafka.run(self.kafka.commit, outputs, offsets)
-        except CommitAborted:
+        except TransactionAborted:
             await self.kafka.run(self._rewind)
 
     def _rewind(self) -> None:
@@ -449,7 +450,7 @@ class Dispatcher:
         if offsets:
             try:
                 self.kafka.commit(outputs, offsets)
-            except CommitAborted:
+            except TransactionAborted:
                 log.warning("commit on revoke aborted; the next owner re-emits from the store")
         log.info("revoked %s", sorted(revoked))
 

@@ -18,45 +18,21 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from confluent_kafka import (
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from streams.config import Settings, consumer_config, producer_config
-from streams.kafka.clients import (
-    commit_retrying,
-    consume_batch,
-    produce_waiting,
-    report_lag,
-    seek_to_committed,
-)
+from streams.kafka.clients import consume_batch, report_lag, seek_to_committed
 from streams.kafka.topics import DUE
+from streams.kafka.transactions import FatalKafkaError, run_transaction
+from streams.ports import OutRecord
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 TXN_TIMEOUT_S = 30.0
-COMMIT_RETRIES = 3
 LAG_EVERY_S = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class OutRecord:
-    topic: str
-    key: bytes | None
-    value: bytes
-
-
-class CommitAborted(Exception):
-    """The transaction was aborted (abortable error): nothing of it is committed."""
 
 
 def group_id(settings: Settings) -> str:
@@ -104,7 +80,7 @@ class KafkaSide:
         for message in messages:
             error = message.error()
             if error is not None and error.fatal():
-                raise KafkaException(error)
+                raise FatalKafkaError.of(error, "consume")
         if self.last_poll_monotonic - self._lag_checked >= LAG_EVERY_S:
             self._lag_checked = self.last_poll_monotonic
             self._update_lag()
@@ -113,31 +89,17 @@ class KafkaSide:
     def commit(self, outputs: Iterable[OutRecord], offsets: dict[int, int]) -> None:
         """Produce the outputs and commit the offsets in one transaction.
 
-        Raises CommitAborted after aborting on an abortable error; a fatal error
-        (fenced by a newer process in this slot, ...) propagates and ends the
-        process, whose supervisor restarts it.
+        Raises TransactionAborted after aborting (rewind and redo), FatalKafkaError
+        when this process must not write again (the supervisor restarts it):
+        streams.kafka.transactions has the taxonomy.
         """
-        producer = self.producer
-        producer.begin_transaction()
-        try:
-            for record in outputs:
-                produce_waiting(producer, record.topic, record.key, record.value)
-            producer.send_offsets_to_transaction(
-                [TopicPartition(self.due_topic, p, o) for p, o in sorted(offsets.items())],
-                self.consumer.consumer_group_metadata(),
-                TXN_TIMEOUT_S,
-            )
-            commit_retrying(producer, COMMIT_RETRIES, TXN_TIMEOUT_S)
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            if not error.txn_requires_abort():
-                raise
-            log.warning("transaction aborted: %s", error)
-            # On the dev broker only flushed records are ever written; flushing first
-            # makes an abort behave the same there and on Kafka (DEV-BROKER.md).
-            producer.flush(TXN_TIMEOUT_S)
-            producer.abort_transaction(TXN_TIMEOUT_S)
-            raise CommitAborted(str(error)) from exc
+        run_transaction(
+            self.producer,
+            outputs,
+            [TopicPartition(self.due_topic, p, o) for p, o in sorted(offsets.items())],
+            self.consumer.consumer_group_metadata(),
+            TXN_TIMEOUT_S,
+        )
 
     def rewind(self) -> None:
         """Seek every assigned partition back to its committed offset."""

@@ -4,9 +4,10 @@
   runs its own threads; a small poll thread serves delivery reports and hands
   each result to the event loop, so a coroutine can ``await`` that its record
   is on the broker (acks=all) before it answers a client or commits.
-* :func:`consume_batch`, :func:`produce_waiting`, :func:`commit_retrying`,
-  :func:`seek_to_committed`, :func:`report_lag`: the loops the processor, the
-  dispatcher and the test harness would otherwise each write again.
+* :func:`consume_batch`, :func:`seek_to_committed`, :func:`report_lag`: the
+  loops the processor, the dispatcher and the test harness would otherwise
+  each write again. (Producing and the transaction step are in
+  :mod:`streams.kafka.transactions`.)
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from typing import Any
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    KafkaError,
     KafkaException,
     Message,
     Producer,
     TopicPartition,
 )
 
+from streams.kafka.transactions import produce_retrying
 from streams.metrics import CONSUMER_LAG
 
 log = logging.getLogger(__name__)
@@ -60,18 +61,16 @@ class AsyncProducer:
             # Runs on the poll thread: hand over to the loop's thread.
             loop.call_soon_threadsafe(_settle, future, error, message)
 
-        kwargs: dict[str, Any] = {"value": value, "key": key, "on_delivery": delivered}
-        if headers:
-            kwargs["headers"] = headers
-        if partition is not None:
-            kwargs["partition"] = partition
-        while True:
-            try:
-                self._producer.produce(topic, **kwargs)
-                return future
-            except BufferError:
-                # The local queue is full: let librdkafka drain, then retry.
-                self._producer.poll(0.01)
+        produce_retrying(
+            self._producer,
+            topic,
+            key,
+            value,
+            headers=headers,
+            partition=partition,
+            on_delivery=delivered,
+        )
+        return future
 
     def flush(self, timeout_s: float = 10.0) -> int:
         remaining: int = self._producer.flush(timeout_s)
@@ -102,34 +101,6 @@ def consume_batch(consumer: Consumer, max_messages: int, timeout_s: float) -> li
     if first is None:
         return []
     return [first, *consumer.consume(max_messages - 1, 0)]
-
-
-def produce_waiting(
-    producer: Producer, topic: str, key: bytes | None, value: bytes | None, **kwargs: Any
-) -> None:
-    """Produce one record, waiting for room when the client's local queue is full."""
-    while True:
-        try:
-            producer.produce(topic, value=value, key=key, **kwargs)
-            return
-        except BufferError:
-            producer.poll(0.05)
-
-
-def commit_retrying(producer: Producer, attempts: int, timeout_s: float) -> None:
-    """Commit the open transaction, retrying what librdkafka calls retriable.
-
-    The last error is raised as it came; callers decide what it means for them.
-    """
-    for attempt in range(1, attempts + 1):
-        try:
-            producer.commit_transaction(timeout_s)
-            return
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            if not error.retriable() or attempt == attempts:
-                raise
-            log.warning("commit retried (%d of %d): %s", attempt, attempts, error)
 
 
 def seek_to_committed(

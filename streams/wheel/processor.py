@@ -31,27 +31,16 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from confluent_kafka import (
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from streams import metrics
 from streams.config import Settings, consumer_config, producer_config
 from streams.core.clock import Clock, SystemClock
-from streams.kafka.clients import (
-    commit_retrying,
-    consume_batch,
-    produce_waiting,
-    report_lag,
-    seek_to_committed,
-)
+from streams.kafka.clients import consume_batch, report_lag, seek_to_committed
 from streams.kafka.topics import COMMANDS, DEAD, DUE, STATE
+from streams.kafka.transactions import FatalKafkaError, TransactionAborted, run_transaction
 from streams.ops.server import start_ops_server
+from streams.ports import OutRecord
 from streams.wheel.changelog import read_partition
 from streams.wheel.partition import Output, PartitionWheel, WheelConfig
 from streams.wheel.statestore import PartitionStore
@@ -65,7 +54,6 @@ MAX_POLL_WAIT_S = 0.05
 MAX_BATCH = 2_000
 TRANSACTION_TIMEOUT_MS = 10_000
 COMMIT_TIMEOUT_S = 10
-COMMIT_ATTEMPTS = 3
 SIZES_EVERY_S = 5.0
 
 
@@ -162,7 +150,7 @@ class Processor:
             error = message.error()
             if error is not None:
                 if error.fatal():
-                    raise KafkaException(error)
+                    raise FatalKafkaError.of(error, "consume")
                 log.warning("consume error: %s", error)
                 continue
             wheel = self.partitions.get(message.partition() or 0)
@@ -194,53 +182,30 @@ class Processor:
     # --- transactions ------------------------------------------------------------
 
     def _transact(self, outputs: list[Output], consumed: bool) -> None:
+        offsets = (
+            [tp for tp in self._consumer.position(self._owned()) if tp.offset >= 0]
+            if consumed
+            else []
+        )
         try:
-            self._producer.begin_transaction()
-            for output in outputs:
-                self._produce(output)
-            if consumed:
-                positions = [tp for tp in self._consumer.position(self._owned()) if tp.offset >= 0]
-                self._producer.send_offsets_to_transaction(
-                    positions, self._consumer.consumer_group_metadata(), 30
-                )
-            self._commit()
-            self.committed_transactions += 1
-            metrics.TRANSACTIONS.labels(result="committed").inc()
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            if error.fatal() or not (error.txn_requires_abort() or error.retriable()):
-                # Fenced by a newer instance of this slot, or worse: this
-                # process must not write again. Exit; the supervisor restarts it.
-                log.error("fatal transaction error, exiting: %s", error)
-                raise
-            log.warning("transaction aborted, rewinding: %s", error)
-            self._producer.abort_transaction(30)
+            run_transaction(
+                self._producer,
+                [self._out_record(o) for o in outputs],
+                offsets,
+                self._consumer.consumer_group_metadata(),
+                COMMIT_TIMEOUT_S,
+            )
+        except TransactionAborted as exc:
+            log.warning("transaction aborted, rewinding: %s", exc)
             metrics.TRANSACTIONS.labels(result="aborted").inc()
             self._rewind()
+            return
+        self.committed_transactions += 1
+        metrics.TRANSACTIONS.labels(result="committed").inc()
 
-    def _commit(self) -> None:
-        # A commit that keeps timing out leaves this process unsure whether its
-        # writes landed, while it holds partitions nobody else can fire. That is
-        # also how the dev broker shows a fenced producer (it drops the
-        # connection instead of answering PRODUCER_FENCED). After a bounded
-        # wait, give up as fatal: the restarted process restores from the changelog.
-        try:
-            commit_retrying(self._producer, COMMIT_ATTEMPTS, COMMIT_TIMEOUT_S)
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            raise KafkaException(
-                KafkaError(KafkaError._FATAL, f"commit failed: {error}", fatal=True)
-            ) from exc
-
-    def _produce(self, output: Output) -> None:
-        produce_waiting(
-            self._producer,
-            self._topics[output.topic],
-            output.key,
-            output.value,
-            headers=output.headers,
-            # -1: let the partitioner choose (the one-partition dead letter topic)
-            partition=-1 if output.partition is None else output.partition,
+    def _out_record(self, output: Output) -> OutRecord:
+        return OutRecord(
+            self._topics[output.topic], output.key, output.value, output.headers, output.partition
         )
 
     def _rewind(self) -> None:

@@ -30,8 +30,8 @@ from streams.config import Settings, kafka_config, producer_config
 from streams.core.events import CommandKind, TaskCommand
 from streams.core.model import TaskSpec
 from streams.kafka.broker import free_loopback_port
-from streams.kafka.clients import produce_waiting
 from streams.kafka.records import encode_command
+from streams.kafka.transactions import produce_retrying
 from streams.ops.procs import kill, spawn, stop, wait_for_http_ok
 
 
@@ -211,7 +211,7 @@ def produce_records(
     producer = Producer(producer_config(settings, "test-producer", **{"linger.ms": 20}))
     count = 0
     for key, value in records:
-        produce_waiting(producer, topic, key, value)
+        produce_retrying(producer, topic, key, value)
         count += 1
     if producer.flush(60) != 0:
         raise RuntimeError(f"could not deliver every record to {topic}")
