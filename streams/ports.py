@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from streams.core.events import ExecutionResult, TaskCommand, TaskState
+from streams.core.attempts import Attempt
+from streams.core.events import DueTask, ExecutionResult, TaskCommand, TaskState
 
 if TYPE_CHECKING:
     from confluent_kafka import KafkaError, TopicPartition
@@ -198,6 +199,22 @@ class DispatcherKafka(RoleKafka, Protocol):
     def last_poll_monotonic(self) -> float:
         """When the last poll returned (for readiness)."""
         ...
+
+
+class FiringRunner(Protocol):
+    """Runs one firing against its target (streams.dispatching.targets.TargetRunner);
+    every failure is an outcome, never an exception."""
+
+    async def run(self, due: DueTask) -> Attempt: ...
+
+
+class OutcomeNotifier(Protocol):
+    """Tells a task's notify webhook of a final outcome, fire-and-forget
+    (streams.dispatching.notify.Notifier)."""
+
+    def notify(self, due: DueTask, result: ExecutionResult) -> None: ...
+
+    async def close(self, grace_s: float = ...) -> None: ...
 
 
 # --- the task read model (the API's view, kept from the topics) ------------------
