@@ -37,9 +37,11 @@ from streams.dispatching.outputs import (
     Taken,
     log_attempt,
     outputs_of,
+    release,
     skip_duplicate,
     take,
 )
+from streams.kafka.clients import drop_reassigned
 from streams.kafka.transactions import TransactionAborted
 from streams.metrics import CALLBACK_LATENESS, DISPATCH_DURATION, DISPATCH_OUTCOMES
 from streams.ops.server import start_ops_server
@@ -50,7 +52,6 @@ from streams.ports import (
     ExecutionHistory,
     FiringRunner,
     OutcomeNotifier,
-    OutRecord,
 )
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,9 @@ class Dispatcher:
         # The loop thread and the Kafka thread (rebalance callbacks) share the
         # partition states; every change to them holds this lock.
         self._lock = threading.Lock()
+        # Partitions assigned, and revoked or lost, by the callbacks of the current poll.
+        self._assigned_in_poll: set[int] = set()
+        self._dropped_in_poll: set[int] = set()
         self._finished: list[Finished] = []
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -170,9 +174,17 @@ class Dispatcher:
 
     async def _cycle(self, runner: FiringRunner, notifier: OutcomeNotifier) -> None:
         busy = bool(self._tasks) or bool(self._finished)
-        messages = await self._on_kafka(
+        with self._lock:
+            self._assigned_in_poll.clear()
+            self._dropped_in_poll.clear()
+        polled = await self._on_kafka(
             self.kafka.poll, MAX_BATCH, BUSY_POLL_S if busy else IDLE_POLL_S
         )
+        with self._lock:
+            reassigned = self._assigned_in_poll & self._dropped_in_poll
+            messages, stale = drop_reassigned(polled, reassigned)
+        if stale:
+            await self._on_kafka(self.kafka.rewind, stale)
         if messages:
             await self._accept(messages, runner, notifier)
         await self._record_finished(notifier)
@@ -301,24 +313,9 @@ class Dispatcher:
 
     # --- committing -------------------------------------------------------------------
 
-    def _release(
-        self, partitions: list[int] | None = None
-    ) -> tuple[list[OutRecord], dict[int, int]]:
-        """Pop every partition's finished prefix (call with the lock held)."""
-        outputs: list[OutRecord] = []
-        offsets: dict[int, int] = {}
-        for partition, state in self.partitions.items():
-            if partitions is not None and partition not in partitions:
-                continue
-            released = state.progress.release()
-            if released is not None:
-                offsets[partition] = released.next_offset
-                outputs.extend(o for batch in released.outputs for o in batch)
-        return outputs, offsets
-
     async def _commit_released(self) -> None:
         with self._lock:
-            outputs, offsets = self._release()
+            outputs, offsets = release(self.partitions)
         if not offsets:
             return
         try:
@@ -370,6 +367,7 @@ class Dispatcher:
             recent = RecentFireIds(floor, self.store.recent_fire_ids(partition, floor))
             with self._lock:
                 self.partitions[partition] = PartitionState(recent=recent)
+                self._assigned_in_poll.add(partition)
         log.info("assigned %s", sorted(partitions))
 
     def _on_revoke(self, partitions: list[int]) -> None:
@@ -380,9 +378,10 @@ class Dispatcher:
             log.info("revoked %s without commit (stopping after an error)", sorted(revoked))
             return
         with self._lock:
-            outputs, offsets = self._release(revoked)
+            outputs, offsets = release(self.partitions, revoked)
             for partition in revoked:
                 self.partitions.pop(partition, None)
+            self._dropped_in_poll.update(revoked)
         if offsets:
             try:
                 self.kafka.transact(outputs, offsets)
@@ -396,4 +395,5 @@ class Dispatcher:
         with self._lock:
             for partition in partitions:
                 self.partitions.pop(partition, None)
+            self._dropped_in_poll.update(partitions)
         log.warning("lost %s", sorted(partitions))

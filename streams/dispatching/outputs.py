@@ -129,3 +129,20 @@ def skip_duplicate(taken: Taken, why: str) -> None:
         why,
     )
     taken.state.progress.finish(taken.record.offset, [])
+
+
+def release(
+    partitions: dict[int, PartitionState], only: list[int] | None = None
+) -> tuple[list[OutRecord], dict[int, int]]:
+    """Pop every partition's finished prefix: its outputs, and the next offset to commit
+    per partition (call with the dispatcher's lock held)."""
+    outputs: list[OutRecord] = []
+    offsets: dict[int, int] = {}
+    for partition, state in partitions.items():
+        if only is not None and partition not in only:
+            continue
+        released = state.progress.release()
+        if released is not None:
+            offsets[partition] = released.next_offset
+            outputs.extend(o for batch in released.outputs for o in batch)
+    return outputs, offsets

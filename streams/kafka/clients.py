@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any
+from collections.abc import Collection, Sequence
+from typing import Any, TypeVar
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -28,6 +29,7 @@ from confluent_kafka import (
 
 from streams.kafka.transactions import produce_retrying
 from streams.metrics import CONSUMER_LAG
+from streams.ports import ConsumedMessage
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +91,26 @@ def _settle(future: asyncio.Future[Message], error: Any, message: Message) -> No
         future.set_exception(KafkaException(error))
     else:
         future.set_result(message)
+
+
+M = TypeVar("M", bound=ConsumedMessage)
+
+
+def drop_reassigned(messages: Sequence[M], assigned: Collection[int]) -> tuple[list[M], list[int]]:
+    """Split off the records of partitions assigned during the poll that returned them.
+
+    A batch can hold records fetched for an earlier assignment of a partition
+    that was revoked and assigned again inside the same poll (consume_batch is a
+    poll and a consume, and either may run the callbacks). Its new owner state
+    starts from the committed offset, so those records must be read again from
+    there, not applied on top: returns the records to keep and the partitions to
+    rewind (those that had records dropped).
+    """
+    if not assigned:
+        return list(messages), []
+    kept = [m for m in messages if (m.partition() or 0) not in assigned]
+    dropped = sorted({m.partition() or 0 for m in messages} & set(assigned))
+    return kept, dropped
 
 
 def consume_batch(consumer: Consumer, max_messages: int, timeout_s: float) -> list[Message]:

@@ -34,6 +34,7 @@ from pathlib import Path
 from streams import metrics
 from streams.config import Settings
 from streams.core.clock import Clock, SystemClock
+from streams.kafka.clients import drop_reassigned
 from streams.kafka.topics import COMMANDS, DEAD, DUE, STATE
 from streams.kafka.transactions import FatalKafkaError, TransactionAborted
 from streams.ops.server import start_ops_server
@@ -81,6 +82,9 @@ class Processor:
         self._assigned_at_least_once = False
         self.committed_transactions = 0
         self._sizes_at = 0.0
+        # Partitions assigned, and revoked or lost, by the callbacks of the current poll.
+        self._assigned_in_poll: set[int] = set()
+        self._dropped_in_poll: set[int] = set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -112,7 +116,13 @@ class Processor:
     def run_once(self) -> None:
         """One step: poll a batch (rebalance callbacks run inside), apply it, fire
         what is due, commit it all in one transaction."""
-        messages = self.kafka.poll(MAX_BATCH, self._poll_wait_s())
+        self._assigned_in_poll.clear()
+        self._dropped_in_poll.clear()
+        polled = self.kafka.poll(MAX_BATCH, self._poll_wait_s())
+        reassigned = self._assigned_in_poll & self._dropped_in_poll
+        messages, stale = drop_reassigned(polled, reassigned)
+        if stale:
+            self.kafka.rewind(stale)
         self._step(messages)
         if time.monotonic() - self._sizes_at > SIZES_EVERY_S:
             self._sizes_at = time.monotonic()
@@ -196,6 +206,7 @@ class Processor:
         for number in numbers:
             self._restore(number)
         self._assigned_at_least_once = True
+        self._assigned_in_poll.update(numbers)
         log.info("assigned %s (restored; owns %s)", numbers, sorted(self.partitions))
 
     def _restore(self, number: int) -> None:
@@ -228,6 +239,7 @@ class Processor:
 
     def _drop(self, partitions: list[int], why: str) -> None:
         numbers = sorted(partitions)
+        self._dropped_in_poll.update(numbers)
         for number in numbers:
             wheel = self.partitions.pop(number, None)
             if wheel is not None:

@@ -231,3 +231,20 @@ async def test_a_fenced_commit_ends_the_loop_and_writes_nothing(
     assert kafka.producer.calls.count("commit") == 1, "it tried to commit again after fencing"
     assert results(log) == Counter()
     assert [committed(log, p) for p in range(PARTITIONS)] == [None, None]
+
+
+async def test_a_revoke_and_reassign_in_one_poll_rereads_from_committed(
+    log: MemLog, store: SqliteHistoryStore
+) -> None:
+    clock = FakeClock()
+    placed = due_events(log, clock)
+    runner = FakeRunner(clock)
+    d, kafka = dispatcher(log, store, clock, runner, owns=[0, 1])
+    await d.start()
+    kafka.revoke([1])  # the first poll fetches, then partition 1 moves away and back
+    kafka.assign([1], after_fetch=True)
+    await drive(d, runner, lambda: len(results(log)) == len(placed))
+    await drive(d, runner, lambda: committed(log, 1) == Counter(placed.values())[1])
+    assert results(log) == Counter(dict.fromkeys(placed, 1))
+    assert history_rows(store) == Counter(dict.fromkeys(placed, 1))
+    await d.close()

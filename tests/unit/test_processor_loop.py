@@ -232,3 +232,25 @@ def test_a_rewind_goes_back_to_committed_and_the_same_outputs_come_out_once(
     assert len(fired) == len(tasks)
     assert all(n == 1 for n in fired.values())
     proc.close()
+
+
+def test_a_revoke_and_reassign_in_one_poll_rereads_from_committed(
+    log: MemLog, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    due_at = clock.now_ms() + 1_000
+    tasks = tasks_on_both_partitions(log, due_at)
+    proc, kafka = processor(log, clock, tmp_path, "a", owns=[0, 1])
+    proc.run_once()
+    more = {f"more-{i}": create(log, f"more-{i}", due_at) for i in range(6)}
+    clock.advance(2_000)
+    kafka.revoke([1])  # both inside the next poll, after its records were fetched:
+    kafka.assign([1], after_fetch=True)  # the fetched records of 1 are dropped
+    proc.run_once()
+    assert sorted(proc.partitions) == [0, 1]
+    proc.run_once()  # partition 1 restored from the changelog and read again
+    proc.run_once()
+    fired = due_fire_ids(log)
+    assert fired_tasks(log) == set(tasks) | set(more)
+    assert all(n == 1 for n in fired.values()), fired
+    proc.close()
