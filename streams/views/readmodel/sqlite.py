@@ -16,18 +16,18 @@ from typing import Any
 import orjson
 
 from streams.core.events import ExecutionResult, TaskCommand, TaskState
-from streams.core.projection import ENDED, derive_status
+from streams.core.projection import ENDED, ShownStatus, derive_status
 from streams.ports import AuditEntry, Projection, TaskQuery, TaskRecord, TokenRecord
 from streams.views.readmodel.common import audit_trail, command_values, state_values
 from streams.views.sqlitefile import locked_transaction, open_shared_file
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS rm_tasks (
     task_id TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,
     name TEXT NOT NULL DEFAULT '',
     spec TEXT,                       -- NULL until the processor's first changelog entry
-    status TEXT NOT NULL DEFAULT 'scheduled',
+    status TEXT NOT NULL DEFAULT '{ShownStatus.SCHEDULED.value}',
     state_status TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     next_fire_ms INTEGER,
