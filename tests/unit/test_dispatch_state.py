@@ -87,3 +87,30 @@ async def test_host_limits_bound_calls_per_host_not_across_hosts() -> None:
     release.set()
     await asyncio.gather(*calls)
     assert dict(peak) == {"a": 2, "b": 2}
+
+
+def test_outcomes_are_checked_for_a_race_only_just_after_an_assignment() -> None:
+    """The history store reads back (Cassandra) only while a previous owner of the
+    partition may still be recording; afterwards one write is enough."""
+    from streams.core.attempts import DueRecord
+    from streams.core.events import DueTask
+    from streams.dispatching.outputs import (
+        CONTENTION_WINDOW_MS,
+        Finished,
+        PartitionState,
+        Taken,
+        contended,
+    )
+
+    def finished(assigned_at_ms: int) -> Finished:
+        state = PartitionState(assigned_at_ms=assigned_at_ms)
+        due = DueTask.__new__(DueTask)  # only the partition state matters here
+        taken = Taken(due, DueRecord("tasks.due", 0, 0, None, None), state)
+        return Finished(taken, None)  # type: ignore[arg-type]
+
+    assigned = 1_000_000
+    assert contended([finished(assigned)], assigned + 5)
+    assert not contended([finished(assigned)], assigned + CONTENTION_WINDOW_MS)
+    old, fresh = finished(0), finished(assigned)
+    assert contended([old, fresh], assigned + 5), "one fresh partition in the batch is enough"
+    assert not contended([], assigned)
