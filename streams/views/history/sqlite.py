@@ -145,6 +145,15 @@ class SqliteHistoryStore:
             ).fetchall()
         return {row[0]: (row[1], row[2]) for row in rows}
 
+    def purge_expired(self, before_ms: int) -> int:
+        """Delete outcomes scheduled before ``before_ms`` (the retention, for stores
+        without a TTL). Returns how many rows went."""
+        with locked_transaction(self._conn, self._lock):
+            cursor = self._conn.execute(
+                "DELETE FROM executions WHERE scheduled_at_ms < ?", (before_ms,)
+            )
+        return int(cursor.rowcount)
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
