@@ -45,9 +45,14 @@ class ExecutionHistory(Protocol):
         self,
         results: Sequence[ExecutionResult],
         sources: Mapping[str, DueSource] | None = None,
+        contended: bool = True,
     ) -> int:
         """Store outcomes, idempotent by fire id: the first outcome recorded for a fire
-        id stays. ``sources`` maps fire id -> its due record. Returns how many were new."""
+        id stays. ``sources`` maps fire id -> its due record. Returns how many were new.
+
+        ``contended=False`` is the caller's word that nobody else can be recording
+        these fire ids now: a store may then skip finding out whether its write won
+        (Cassandra saves a read) and count every one as new."""
         ...
 
     def executions(self, task_id: str, limit: int = 100) -> list[ExecutionResult]:
@@ -67,6 +72,11 @@ class ExecutionHistory(Protocol):
     def recent_fire_ids(self, partition: int, since_ms: int) -> dict[str, tuple[int, int | None]]:
         """Fire ids recorded from one tasks.due partition and scheduled at or after
         ``since_ms``: fire id -> (scheduled_at_ms, due offset). Loaded on assignment."""
+        ...
+
+    def purge_expired(self, before_ms: int) -> int:
+        """Apply the retention where the store has no TTL of its own (SQLite):
+        delete what is older than ``before_ms``; returns how many rows went."""
         ...
 
     def close(self) -> None: ...
@@ -321,5 +331,10 @@ class ReadModel(Protocol):
     def put_token(self, record: TokenRecord) -> None: ...
 
     def find_token(self, token_hash: str) -> TokenRecord | None: ...
+
+    def purge_expired(self, before_ms: int) -> int:
+        """Apply the retention where the store has no TTL of its own (SQLite):
+        delete what is older than ``before_ms``; returns how many rows went."""
+        ...
 
     def close(self) -> None: ...

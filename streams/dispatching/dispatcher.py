@@ -32,9 +32,11 @@ from streams.dispatching.dedupe import RecentFireIds, Verdict
 from streams.dispatching.kafka_side import ConfluentDispatcherKafka, group_id
 from streams.dispatching.outbound import open_targets
 from streams.dispatching.outputs import (
+    RECENT_WINDOW_MS,
     Finished,
     PartitionState,
     Taken,
+    contended,
     log_attempt,
     outputs_of,
     release,
@@ -61,9 +63,6 @@ T = TypeVar("T")
 MAX_BATCH = 500
 IDLE_POLL_S = 0.1
 BUSY_POLL_S = 0.02
-# Fire ids scheduled this recently are checked against a local set, loaded from
-# the history store when a partition is assigned; older ones ask the store.
-RECENT_WINDOW_MS = 15 * 60_000
 PRUNE_EVERY_S = 60.0
 # Records read ahead of the slowest unfinished one, over all partitions, before
 # the dispatcher stops fetching: bounds memory when one target is slow.
@@ -288,7 +287,8 @@ class Dispatcher:
             f.result.fire_id: DueSource(f.taken.record.partition, f.taken.record.offset)
             for f in batch
         }
-        inserted = await asyncio.to_thread(self.store.record_executions, results, sources)
+        raced = contended(batch, self.clock.now_ms())
+        inserted = await asyncio.to_thread(self.store.record_executions, results, sources, raced)
         winners = {r.fire_id: r for r in results}
         if inserted < len(batch):
             # Another dispatcher recorded some of these first (a moved partition):
@@ -362,11 +362,12 @@ class Dispatcher:
     # --- rebalance callbacks (on the Kafka thread, inside poll) ---------------------------
 
     def _on_assign(self, partitions: list[int]) -> None:
-        floor = self.clock.now_ms() - RECENT_WINDOW_MS
+        now = self.clock.now_ms()
+        floor = now - RECENT_WINDOW_MS
         for partition in partitions:
             recent = RecentFireIds(floor, self.store.recent_fire_ids(partition, floor))
             with self._lock:
-                self.partitions[partition] = PartitionState(recent=recent)
+                self.partitions[partition] = PartitionState(recent=recent, assigned_at_ms=now)
                 self._assigned_in_poll.add(partition)
         log.info("assigned %s", sorted(partitions))
 

@@ -32,11 +32,21 @@ from streams.ports import ConsumedMessage, OutRecord
 log = logging.getLogger("streams.dispatching.dispatcher")
 
 
+# Fire ids scheduled this recently are checked against a local set, loaded from
+# the history store when a partition is assigned; older ones ask the store.
+RECENT_WINDOW_MS = 15 * 60_000
+# How long after this dispatcher is given a partition its previous owner may still be
+# recording attempts it started before the move: the longest target timeout (60 s),
+# the stop grace and a session timeout, rounded up.
+CONTENTION_WINDOW_MS = 120_000
+
+
 @dataclass
 class PartitionState:
     progress: PartitionProgress[list[OutRecord]] = field(default_factory=PartitionProgress)
     recent: RecentFireIds = field(default_factory=lambda: RecentFireIds(0, {}))
     running: set[str] = field(default_factory=set)
+    assigned_at_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +62,13 @@ class Taken:
 class Finished:
     taken: Taken
     result: ExecutionResult
+
+
+def contended(batch: list[Finished], now_ms: int) -> bool:
+    """Whether another dispatcher may be recording some of these fire ids now: only
+    for a partition given to this one moments ago. The history store then finds out
+    whose outcome stayed (Cassandra reads back); otherwise one write is enough."""
+    return any(now_ms - f.taken.state.assigned_at_ms < CONTENTION_WINDOW_MS for f in batch)
 
 
 def take(

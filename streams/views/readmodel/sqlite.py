@@ -272,6 +272,18 @@ class SqliteReadModel:
             ).fetchone()
         return None if row is None else TokenRecord(row[0], row[1], row[2], bool(row[3]), row[4])
 
+    def purge_expired(self, before_ms: int) -> int:
+        """Delete audit rows issued before ``before_ms`` and the rows of tasks that
+        ended before it; live tasks and tokens stay. Returns how many rows went."""
+        with locked_transaction(self._conn, self._lock):
+            audit = self._conn.execute("DELETE FROM rm_audit WHERE issued_at_ms < ?", (before_ms,))
+            tasks = self._conn.execute(
+                """DELETE FROM rm_tasks WHERE state_status = ?
+                   AND COALESCE(last_finished_at_ms, updated_at_ms) < ?""",
+                (ENDED, before_ms),
+            )
+        return int(audit.rowcount) + int(tasks.rowcount)
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
