@@ -31,6 +31,7 @@ from streams.core.netguard import (
     check_target,
     literal_address,
 )
+from streams.core.projection import ENDED_STATUSES
 from streams.core.validation import Rules, validate_spec
 from streams.ingest import create_command, task_command
 from streams.metrics import API_COMMANDS
@@ -39,7 +40,6 @@ from streams.ports import TaskRecord
 WAIT_DEFAULT_MS = 5_000
 WAIT_MAX_MS = 10_000
 MAX_BATCH = 1_000
-ENDED = frozenset({"completed", "cancelled", "failed"})
 LOCAL_NAMES = ("localhost", "localhost.localdomain")
 
 
@@ -228,7 +228,7 @@ async def _live_task(request: web.Request) -> TaskRecord:
     record = await _current(request, task_id) if task_id else None
     if record is None:
         raise ApiError.not_found(f"task {request.match_info['task_id']!r}")
-    if record.status in ENDED:
+    if record.status in ENDED_STATUSES:
         raise ApiError(409, "task_ended", f"task {record.task_id} is {record.status}")
     return record
 

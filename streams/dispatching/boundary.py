@@ -15,13 +15,14 @@ from streams.core.attempts import Attempt
 from streams.core.clock import Clock
 from streams.core.events import DueTask
 from streams.core.model import Outcome
-from streams.dispatching.targets import MAX_ERROR_CHARS, TargetRunner
+from streams.dispatching.targets import MAX_ERROR_CHARS
 from streams.metrics import DEAD_LETTERS
+from streams.ports import FiringRunner
 
 log = logging.getLogger(__name__)
 
 
-async def run_guarded(runner: TargetRunner, due: DueTask, clock: Clock) -> Attempt:
+async def run_guarded(runner: FiringRunner, due: DueTask, clock: Clock) -> Attempt:
     started = clock.now_ms()
     try:
         return await runner.run(due)
