@@ -34,11 +34,19 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaExcepti
 from streams.config import Settings, consumer_config
 from streams.core.errors import MalformedEvent
 from streams.core.events import ExecutionResult, TaskCommand, TaskState
+from streams.core.validation import Rules
 from streams.kafka.clients import consume_batch
 from streams.kafka.records import decode_command, decode_dead_letter, decode_result, decode_state
 from streams.kafka.topics import COMMANDS, DEAD, RESULTS, STATE
 from streams.metrics import PROJECTED_EVENTS
 from streams.ports import KafkaMessage, Projection, ReadModel
+from streams.views.readmodel.admit import (
+    apply_each,
+    check_command,
+    check_result,
+    check_state,
+    skipped,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +92,7 @@ class Projector:
         self.name = "projector" if self.shared else f"api-{settings.slot}"
         self.status = ProjectorStatus(shared=self.shared)
         self._topics = {name: settings.topic(name) for name in (STATE, RESULTS, COMMANDS, DEAD)}
+        self._rules = Rules(topic_prefix=settings.topic_prefix)
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, name="projector", daemon=True)]
         if self.shared:
@@ -129,7 +138,11 @@ class Projector:
                     self.status.caught_up = True
                     continue
                 batch = self._project(messages)
-                self.store.apply(self.name, batch)
+                try:
+                    self.store.apply(self.name, batch)
+                except Exception:  # one record must not stop the read model of every tenant
+                    log.exception("projector batch refused; applying it record by record")
+                    apply_each(self.store, self.name, batch)
                 self.status.applied_batches += 1
                 PROJECTED_EVENTS.labels("state").inc(len(batch.states))
                 PROJECTED_EVENTS.labels("results").inc(len(batch.results))
@@ -244,7 +257,7 @@ class Projector:
         dead = decode_dead_letter(value)
         if dead.source_topic != self._topics[COMMANDS] or dead.original_value is None:
             return []
-        command = decode_command(dead.original_value)
+        command = decode_command(dead.original_value, rules=None)  # refused: show why
         return [(command.task_id, command.command_id, dead.reason)]
 
     def _project(self, messages: Sequence[ConsumedRecord]) -> Projection:
@@ -264,18 +277,27 @@ class Projector:
             key = (message.key() or b"").decode("utf-8", "replace")
             try:
                 if topic == self._topics[STATE]:
-                    states.append((key, None if value is None else decode_state(value)))
+                    state = None if value is None else decode_state(value)
+                    if state is not None:
+                        check_state(state)
+                    states.append((key, state))
                 elif value is None:
                     continue
                 elif topic == self._topics[RESULTS]:
-                    results.append(decode_result(value))
+                    result = decode_result(value)
+                    check_result(result)
+                    results.append(result)
                 elif topic == self._topics[COMMANDS]:
-                    commands.append(decode_command(value))
+                    command = decode_command(value, self._rules)
+                    check_command(command)
+                    commands.append(command)
                 else:
                     rejected.extend(self._rejection(value))
             except MalformedEvent as exc:
                 # The processors dead-letter malformed commands; the read model skips them.
                 log.info("projector skipped %s[%d]@%s: %s", topic, partition, message.offset(), exc)
+            except Exception as exc:  # anything else it cannot project: count, skip, go on
+                skipped(f"{topic}[{partition}]@{message.offset()}", exc)
         return Projection(
             states=tuple(states),
             results=tuple(results),
