@@ -58,6 +58,10 @@ class ConsumedRecord(KafkaMessage, Protocol):
 
 
 MAX_BATCH = 2_000
+# Shared mode: how long a live event may wait for its row to be written, and how
+# often the tail looks at the stored offsets meanwhile.
+WRITTEN_WAIT_S = 5.0
+WRITTEN_POLL_S = 0.02
 POLL_TIMEOUT_S = 0.2
 METADATA_RETRY_S = 1.0
 # An idle consumer looks the same whether or not the broker is up: probe it.
@@ -197,11 +201,24 @@ class Projector:
             while not self._stop.is_set():
                 messages = consume_batch(consumer, MAX_BATCH, POLL_TIMEOUT_S)
                 if messages:
-                    self.on_batch(self._project(messages))
+                    batch = self._project(messages)
+                    self._await_written(batch)
+                    self.on_batch(batch)
         except Exception:
             log.exception("projector live tail stopped")
         finally:
             consumer.close()
+
+    def _await_written(self, batch: Projection) -> None:
+        """Hold a live batch until the group's writers have stored it (their offsets
+        cover it), so a ``?wait=true`` answered from it reads its own write. Bounded:
+        a writer that is down or rebalancing delays live events, never stops them."""
+        deadline = time.monotonic() + WRITTEN_WAIT_S
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            stored = self.store.offsets(self.name)
+            if all(stored.get((t, p), -1) >= o for t, p, o in batch.offsets):
+                return
+            time.sleep(WRITTEN_POLL_S)
 
     def _probe(self, consumer: Consumer) -> None:
         try:
