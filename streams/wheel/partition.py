@@ -9,7 +9,15 @@ Memory is bounded by a horizon. Every task is in the :class:`PartitionStore`
 ``promoted_until_ms`` sit in the in-memory wheel. Every ``promote_step_ms``
 the horizon moves on and the index hands over the tasks that came into it.
 A task whose timer changes goes to the wheel if the new time is inside the
-horizon, and to the index alone otherwise.
+horizon, and to the index alone otherwise. The index is written only when
+the step's outputs are taken, so a promotion also looks at the step's own
+changes: a task created in the step in which the horizon moves over its
+timer is handed over from there (the index does not have it yet).
+
+Time never goes back here: the partition's time is the latest it has been
+told. After a backward step of the wall clock (NTP) it stands still until the
+clock catches up, so nothing is fired before a time it already passed, and
+no timer is dropped as "already due" while firing it would do nothing.
 """
 
 from __future__ import annotations
@@ -23,8 +31,17 @@ from prometheus_client import Counter
 
 from streams import metrics
 from streams.core.errors import MalformedEvent
-from streams.core.events import DueTask, TaskState, TaskStatus
+from streams.core.events import (
+    CommandKind,
+    DueTask,
+    ExecutionResult,
+    TaskCommand,
+    TaskState,
+    TaskStatus,
+)
+from streams.core.ids import fire_id
 from streams.core.lifecycle import Outcome, Transition, apply_command, fire, next_due_ms
+from streams.core.model import Outcome as RunOutcome
 from streams.core.timingwheel import TimingWheel
 from streams.kafka.records import (
     dead_letter_for,
@@ -32,9 +49,10 @@ from streams.kafka.records import (
     decode_state,
     encode_dead_letter,
     encode_due,
+    encode_result,
     encode_state,
 )
-from streams.kafka.topics import DEAD, DUE, STATE
+from streams.kafka.topics import DEAD, DUE, RESULTS, STATE
 from streams.ports import KafkaMessage
 from streams.wheel.statestore import PartitionStore
 
@@ -77,6 +95,8 @@ class PartitionWheel:
         self.store = store
         self.config = config
         self.wheel: TimingWheel[str] = TimingWheel(now_ms)
+        self.now_ms = now_ms  # the latest time this partition was told: never goes back
+        self._clock_behind = False
         self.promoted_until_ms: int | None = None  # nothing promoted before start()
         self._due_now: list[str] = []
         # Decoded states of the tasks whose timers are in the wheel (bounded by the horizon).
@@ -111,6 +131,7 @@ class PartitionWheel:
 
     def start(self, now_ms: int) -> list[Output]:
         """After the restore: load the horizon and fire what fell due meanwhile."""
+        self.now_ms = now_ms
         self.wheel = TimingWheel(now_ms)
         self.promoted_until_ms = now_ms + self.config.horizon_ms
         for task_id, due_ms in self.store.due_before(None, self.promoted_until_ms):
@@ -123,6 +144,7 @@ class PartitionWheel:
 
     def handle(self, message: KafkaMessage, now_ms: int) -> None:
         """Apply one record of tasks.commands; a bad one becomes a dead letter."""
+        now_ms = self._advance_time(now_ms)
         try:
             command = decode_command(message.value() or b"")
             if message.key() != command.task_id.encode():
@@ -140,7 +162,9 @@ class PartitionWheel:
         if transition.rejected:
             self._dead_letter(message, transition.reason, "RejectedCommand", now_ms)
             return
-        if transition.outcome == Outcome.IGNORED:
+        if transition.outcome == Outcome.IGNORED and command.kind is CommandKind.RETRY:
+            self._give_up_retry(message, command, transition.reason, now_ms)
+        elif transition.outcome == Outcome.IGNORED:
             log.info(
                 "ignored %s %s[%s]@%s task=%s: %s",
                 command.kind.value,
@@ -158,6 +182,7 @@ class PartitionWheel:
         """Fire every timer due by ``now_ms``; move the horizon on when its step comes."""
         if self.promoted_until_ms is None:
             return
+        now_ms = self._advance_time(now_ms)
         if now_ms + self.config.horizon_ms - self.promoted_until_ms >= self.config.promote_step_ms:
             self._promote(now_ms + self.config.horizon_ms)
         while True:
@@ -222,11 +247,34 @@ class PartitionWheel:
 
     # --- internals -------------------------------------------------------------
 
+    def _advance_time(self, now_ms: int) -> int:
+        if now_ms >= self.now_ms:
+            self.now_ms = now_ms
+            self._clock_behind = False
+        elif not self._clock_behind:  # once per step back, not once per call
+            self._clock_behind = True
+            log.warning(
+                "partition %d: the clock went back %d ms; holding the time until it catches up",
+                self.partition,
+                self.now_ms - now_ms,
+            )
+        return self.now_ms
+
     def _promote(self, until_ms: int) -> None:
-        for task_id, due_ms in self.store.due_before(self.promoted_until_ms, until_ms):
-            if not self.wheel.add(task_id, due_ms):
+        since_ms = self.promoted_until_ms
+        # Tasks changed in this step are not in the index yet (or it holds their
+        # old timer): their current state decides, against the new horizon.
+        for task_id, due_ms in self.store.due_before(since_ms, until_ms):
+            if task_id not in self._dirty and not self.wheel.add(task_id, due_ms):
                 self._due_now.append(task_id)
         self.promoted_until_ms = until_ms
+        for task_id, writes in self._dirty.items():
+            final = writes[-1]
+            if final is None:
+                continue
+            timer_ms = next_due_ms(final)
+            if timer_ms is not None and (since_ms is None or timer_ms >= since_ms):
+                self._set_timer(task_id, final, timer_ms)
 
     def _take_due_now(self) -> list[str]:
         due_now, self._due_now = self._due_now, []
@@ -247,7 +295,16 @@ class PartitionWheel:
             state = self._load(task_id)
             if state is None:
                 continue  # ended since its timer was set
-            self._apply(task_id, True, fire(state, now_ms, self.config.misfire_grace_ms))
+            transition = fire(state, now_ms, self.config.misfire_grace_ms)
+            if transition.writes:
+                self._apply(task_id, True, transition)
+                continue
+            # Nothing was due after all: keep the timer it has, never drop it.
+            due_ms = next_due_ms(state)
+            if due_ms is not None and due_ms > now_ms:
+                self._set_timer(task_id, state, due_ms)
+            elif due_ms is not None:
+                log.error("task %s: timer at %d is due and firing changes nothing", task_id, due_ms)
 
     def _apply(self, task_id: str, existed: bool, transition: Transition) -> None:
         if transition.writes:
@@ -296,6 +353,32 @@ class PartitionWheel:
             self.partition,
         )
         return Output(DUE, key, encode_due(due), self.partition)
+
+    def _give_up_retry(
+        self, message: KafkaMessage, command: TaskCommand, reason: str, now_ms: int
+    ) -> None:
+        """A retry for a task that has ended (cancelled, or past its retention):
+        it cannot run (the target went with the task), so its attempt ends as a
+        final FAILED result, which closes it in the history, and a dead letter."""
+        request = command.retry
+        assert request is not None  # records.decode_command guarantees it
+        error = f"retry not run: {reason} (cancelled, or past its retention)"
+        result = ExecutionResult(
+            fire_id=fire_id(command.task_id, request.scheduled_at_ms, request.attempt),
+            task_id=command.task_id,
+            tenant=command.tenant,
+            scheduled_at_ms=request.scheduled_at_ms,
+            attempt=request.attempt,
+            outcome=RunOutcome.FAILED,
+            final=True,
+            started_at_ms=now_ms,
+            finished_at_ms=now_ms,
+            lateness_ms=now_ms - request.scheduled_at_ms,
+            error=error,
+            dispatcher="processor",
+        )
+        self._outbox.append(Output(RESULTS, message.key(), encode_result(result), None))
+        self._dead_letter(message, error, "RetryAfterEnd", now_ms)
 
     def _dead_letter(
         self, message: KafkaMessage, reason: str, error_class: str, now_ms: int

@@ -50,7 +50,7 @@ from streams.kafka.clients import (
     report_lag,
     seek_to_committed,
 )
-from streams.kafka.topics import COMMANDS, DEAD, DUE, STATE
+from streams.kafka.topics import COMMANDS, DEAD, DUE, RESULTS, STATE
 from streams.ops.server import start_ops_server
 from streams.wheel.changelog import read_partition
 from streams.wheel.partition import Output, PartitionWheel, WheelConfig
@@ -91,7 +91,9 @@ class Processor:
             horizon_ms=settings.wheel_horizon_ms, misfire_grace_ms=settings.misfire_grace_ms
         )
         self.partitions: dict[int, PartitionWheel] = {}
-        self._topics = {name: settings.topic(name) for name in (COMMANDS, STATE, DUE, DEAD)}
+        self._topics = {
+            name: settings.topic(name) for name in (COMMANDS, STATE, DUE, RESULTS, DEAD)
+        }
         self._consumer = Consumer(
             consumer_config(
                 settings,
