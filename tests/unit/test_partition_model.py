@@ -392,8 +392,8 @@ class PartitionAgainstModel(RuleBasedStateMachine):
 
 
 PartitionAgainstModel.TestCase.settings = settings(
-    max_examples=3_000 if LONG else 40,
-    stateful_step_count=120 if LONG else 30,
+    max_examples=1_000 if LONG else 40,
+    stateful_step_count=100 if LONG else 30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
