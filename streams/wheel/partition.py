@@ -109,8 +109,14 @@ class PartitionWheel:
 
     # --- restore ------------------------------------------------------------
 
-    def restore(self, records: Iterable[ChangelogRecord]) -> int:
-        """Fill the index from changelog records, oldest first; returns how many were read."""
+    def restore(
+        self, records: Iterable[ChangelogRecord], next_offset: int | None = None, now_ms: int = 0
+    ) -> int:
+        """Apply changelog records to the index, oldest first; returns how many were read.
+
+        From the changelog's start into an empty store, or from the offset the
+        store has applied (``store.resume_from``) into the store it left. With
+        ``next_offset`` (where the reading stopped), the store records it."""
         count = 0
 
         def rows() -> Iterable[tuple[str, int | None, bytes | None]]:
@@ -125,7 +131,7 @@ class PartitionWheel:
                         due_ms = next_due_ms(decode_state(value))
                     yield key.decode(), due_ms, value
 
-        self.store.load(rows())
+        self.store.load(rows(), next_offset, now_ms)
         self.store.create_due_index()
         return count
 
@@ -239,11 +245,12 @@ class PartitionWheel:
         metrics.WHEEL_TIMERS.labels(partition=label).set(len(self.wheel))
         metrics.INDEX_TASKS.labels(partition=label).set(len(self.store))
 
-    def close(self) -> None:
+    def close(self, remove_store: bool = True) -> None:
+        """``remove_store=False`` keeps the store's file for a restart in this slot."""
         label = str(self.partition)
         metrics.WHEEL_TIMERS.labels(partition=label).set(0)
         metrics.INDEX_TASKS.labels(partition=label).set(0)
-        self.store.close()
+        self.store.close(remove=remove_store)
 
     # --- internals -------------------------------------------------------------
 

@@ -271,6 +271,7 @@ class Processor:
     def _restore(self, number: int) -> None:
         started = time.monotonic()
         store = PartitionStore(self._state_dir / f"{self._topics[STATE]}-{number}.sqlite3")
+        store.reset()  # the whole changelog is read below: start from an empty store
         wheel = PartitionWheel(number, store, self.clock.now_ms(), self.config)
         records = wheel.restore(read_partition(self.settings, self._topics[STATE], number))
         self._pending.extend(wheel.start(self.clock.now_ms()))

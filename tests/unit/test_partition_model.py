@@ -237,7 +237,6 @@ class PartitionAgainstModel(RuleBasedStateMachine):
         self.sent: list[TaskCommand] = []
         self.fired: list[DueTask] = []  # every committed firing, for retries to point at
         self.offset = 0
-        self.restores = 0
         self.wheel = self._restored(T0)
         assert self.wheel.start(T0) == []
 
@@ -248,13 +247,25 @@ class PartitionAgainstModel(RuleBasedStateMachine):
     # --- the real partition -------------------------------------------------
 
     def _restored(self, now_ms: int) -> PartitionWheel:
-        self.restores += 1
-        store = PartitionStore(self.dir / f"p-{self.restores}.sqlite3")
+        """What the last process left on disk, caught up from its offset, or rebuilt."""
+        store = PartitionStore(self.dir / "p.sqlite3")
+        start = store.resume_from(0, len(self.changelog), now_ms)
+        if start is None:
+            store.reset()
+            start = 0
+        STATS["tail restores" if start else "full restores"] += 1
         wheel = PartitionWheel(0, store, now_ms, CONFIG)
-        wheel.restore(list(self.changelog))
+        wheel.restore(self.changelog[start:], len(self.changelog), now_ms)
         return wheel
 
-    def _commit(self, outputs: list[Output], expected: list[DueTask], given_up: list[str]) -> None:
+    def _commit(
+        self,
+        outputs: list[Output],
+        expected: list[DueTask],
+        given_up: list[str],
+        store_too: bool = True,
+    ) -> None:
+        """The step's transaction commits; then (unless the process dies first) the store."""
         real = firings_of(outputs)
         assert as_firings(real) == as_firings(expected), (
             f"at {self.wall_ms - T0} ms (model time {self.model.now_ms - T0}): "
@@ -265,7 +276,9 @@ class PartitionAgainstModel(RuleBasedStateMachine):
                 assert due.emitted_at_ms >= due.scheduled_at_ms, f"{due.fire_id} fired early"
         assert Counter(given_up_of(outputs)) == Counter(given_up)
         self.changelog += [(o.key or b"", o.value, o.headers) for o in outputs if o.topic == STATE]
-        self.wheel.store.commit()
+        if store_too:
+            self.wheel.store.save_offset(len(self.changelog), self.wall_ms)
+            self.wheel.store.commit()
         self.fired += real
         STATS["firings"] += len(real)
         STATS["steps"] += 1
@@ -347,8 +360,9 @@ class PartitionAgainstModel(RuleBasedStateMachine):
         self.sent += new
         self.unread += new
         self.wall_ms += self._step_ms(data)
-        # 0: the process dies before the commit; 1: after it (a clean restart)
-        ending = data.draw(st.integers(0, 11))
+        # 0: the process dies before the commit; 1: after it (a clean restart);
+        # 2: between the Kafka commit and the store's
+        ending = data.draw(st.integers(0, 13))
         for n, command in enumerate(self.unread):
             message = Message(command.task_id.encode(), encode_command(command), n)
             self.wheel.handle(message, self.wall_ms)
@@ -370,13 +384,13 @@ class PartitionAgainstModel(RuleBasedStateMachine):
             given_up += gone
         expected += self.model.advance(self.wall_ms)
         self.unread = []
-        self._commit(outputs, expected, given_up)
-        if ending == 1:  # a clean restart, or a new owner, some time later
+        self._commit(outputs, expected, given_up, store_too=ending != 2)
+        if ending in (1, 2):  # a restart, or a new owner, some time later
             self.wall_ms += data.draw(plain_steps)
             self._restart()
 
     def _restart(self) -> None:
-        self.wheel.close()
+        self.wheel.close(remove_store=False)  # uncommitted writes are dropped
         self.wheel = self._restored(self.wall_ms)
         outputs = self.wheel.start(self.wall_ms)
         STATS["restores"] += 1
