@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
@@ -27,10 +28,24 @@ BATCH = 5_000
 EMPTY_POLL_S = 0.2
 
 
+@dataclass
+class ReadPosition:
+    """Where a read of a changelog partition ended: the offset of the next record
+    (what a partition store records as applied). Set when the reading is done."""
+
+    next_offset: int = -1
+
+
 def read_partition(
-    settings: Settings, topic: str, partition: int, role: str = "restore"
+    settings: Settings,
+    topic: str,
+    partition: int,
+    role: str = "restore",
+    start_offset: int | None = None,
+    position_out: ReadPosition | None = None,
 ) -> Iterator[ChangelogRecord]:
-    """Yield (key, value, headers) of every record, oldest first."""
+    """Yield (key, value, headers) of every record from ``start_offset`` (None: the
+    beginning) to the end, oldest first; ``position_out`` gets where it ended."""
     config: dict[str, Any] = consumer_config(
         settings,
         role,
@@ -43,11 +58,13 @@ def read_partition(
         },
     )
     consumer = Consumer(config)
-    tp = TopicPartition(topic, partition, OFFSET_BEGINNING)
+    tp = TopicPartition(
+        topic, partition, OFFSET_BEGINNING if start_offset is None else start_offset
+    )
     try:
         consumer.assign([tp])
         end = _queried_end(consumer, tp)
-        position = 0
+        position = start_offset or 0
         while True:
             batch = consumer.consume(BATCH, EMPTY_POLL_S)
             for message in batch:
@@ -70,7 +87,26 @@ def read_partition(
             _, cached_high = consumer.get_watermark_offsets(tp, cached=True)
             end = max(end, cached_high if cached_high is not None else -1)
             if not batch and position >= end:
+                if position_out is not None:
+                    position_out.next_offset = position
                 return
+    finally:
+        consumer.close()
+
+
+def watermarks(settings: Settings, topic: str, partition: int) -> tuple[int, int]:
+    """(low, high) of a changelog partition, to check a store's recorded offset.
+
+    The dev broker's high may be short of the real end (see above): a store
+    whose offset lies beyond it is then rebuilt, which is slower, never wrong."""
+    consumer = Consumer(
+        consumer_config(settings, "restore", f"{settings.topic_prefix}kronwheel-restore")
+    )
+    try:
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(topic, partition), timeout=10, cached=False
+        )
+        return int(low), int(high)
     finally:
         consumer.close()
 
