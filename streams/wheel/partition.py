@@ -31,53 +31,36 @@ from prometheus_client import Counter
 
 from streams import metrics
 from streams.core.errors import MalformedEvent
-from streams.core.events import (
-    CommandKind,
-    DueTask,
-    ExecutionResult,
-    TaskCommand,
-    TaskState,
-    TaskStatus,
-)
-from streams.core.ids import fire_id
+from streams.core.events import CommandKind, DueTask, TaskCommand, TaskState, TaskStatus
 from streams.core.lifecycle import Outcome, Transition, apply_command, fire, next_due_ms
-from streams.core.model import Outcome as RunOutcome
 from streams.core.timingwheel import TimingWheel
-from streams.kafka.records import (
-    dead_letter_for,
-    decode_command,
-    decode_state,
-    encode_dead_letter,
-    encode_due,
-    encode_result,
-    encode_state,
-)
-from streams.kafka.topics import DEAD, DUE, RESULTS, STATE
+from streams.kafka.records import decode_command, decode_state, encode_state
 from streams.ports import KafkaMessage
+from streams.wheel.outputs import (
+    _NO_HEADER,
+    DUE_HEADER,
+    ChangelogRecord,
+    Headers,
+    Output,
+    changelog_output,
+    dead_letter_output,
+    due_from_header,
+    due_output,
+    given_up_retry_outputs,
+)
 from streams.wheel.statestore import PartitionStore
 
+__all__ = [
+    "DUE_HEADER",
+    "ChangelogRecord",
+    "Headers",
+    "Output",
+    "PartitionWheel",
+    "WheelConfig",
+    "due_from_header",
+]
+
 log = logging.getLogger(__name__)
-
-# Changelog records carry their task's next timer in a header, so a restore
-# can fill the index without decoding a million Avro records. A record
-# without it (written by another tool) is decoded instead.
-DUE_HEADER = "kw-due-ms"
-
-
-Headers = list[tuple[str, str | bytes | None]] | None
-# key, value (None: tombstone), headers
-ChangelogRecord = tuple[bytes, bytes | None, Headers]
-
-
-@dataclass(frozen=True, slots=True)
-class Output:
-    """A record to write in the current transaction (topic is the contract name)."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    partition: int | None
-    headers: Headers = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,65 +324,20 @@ class PartitionWheel:
             self._due_now.append(task_id)
 
     def _changelog(self, key: bytes, state: TaskState | None, encoded: bytes | None) -> Output:
-        if state is None:
-            return Output(STATE, key, None, self.partition, [(DUE_HEADER, b"")])
-        due_ms = next_due_ms(state)
-        header = b"" if due_ms is None else str(due_ms).encode()
-        value = encoded if encoded is not None else encode_state(state)
-        return Output(STATE, key, value, self.partition, [(DUE_HEADER, header)])
+        return changelog_output(self.partition, key, state, encoded)
 
     def _due(self, key: bytes, due: DueTask) -> Output:
-        lateness_ms = due.emitted_at_ms - due.scheduled_at_ms
-        _firing_counter(due.reason.value).inc()
-        metrics.FIRING_LATENESS.observe(max(lateness_ms, 0) / 1000)
-        log.debug(
-            "fired %s reason=%s lateness=%dms partition=%d",
-            due.fire_id,
-            due.reason.value,
-            lateness_ms,
-            self.partition,
-        )
-        return Output(DUE, key, encode_due(due), self.partition)
+        return due_output(self.partition, key, due)
 
     def _give_up_retry(
         self, message: KafkaMessage, command: TaskCommand, reason: str, now_ms: int
     ) -> None:
-        """A retry for a task that has ended (cancelled, or past its retention):
-        it cannot run (the target went with the task), so its attempt ends as a
-        final FAILED result, which closes it in the history, and a dead letter."""
-        request = command.retry
-        assert request is not None  # records.decode_command guarantees it
-        error = f"retry not run: {reason} (cancelled, or past its retention)"
-        result = ExecutionResult(
-            fire_id=fire_id(command.task_id, request.scheduled_at_ms, request.attempt),
-            task_id=command.task_id,
-            tenant=command.tenant,
-            scheduled_at_ms=request.scheduled_at_ms,
-            attempt=request.attempt,
-            outcome=RunOutcome.FAILED,
-            final=True,
-            started_at_ms=now_ms,
-            finished_at_ms=now_ms,
-            lateness_ms=now_ms - request.scheduled_at_ms,
-            error=error,
-            dispatcher="processor",
-        )
-        self._outbox.append(Output(RESULTS, message.key(), encode_result(result), None))
-        self._dead_letter(message, error, "RetryAfterEnd", now_ms)
+        self._outbox.extend(given_up_retry_outputs(message, command, reason, now_ms))
 
     def _dead_letter(
         self, message: KafkaMessage, reason: str, error_class: str, now_ms: int
     ) -> None:
-        log.warning(
-            "dead letter %s[%s]@%s: %s",
-            message.topic(),
-            message.partition(),
-            message.offset(),
-            reason,
-        )
-        metrics.DEAD_LETTERS.labels(role="processor", reason=error_class).inc()
-        dead = dead_letter_for(message, reason, now_ms, error_class)
-        self._outbox.append(Output(DEAD, message.key(), encode_dead_letter(dead), None))
+        self._outbox.append(dead_letter_output(message, reason, error_class, now_ms))
 
 
 # Per command and per firing, on the hot path: resolve a series once, not a
@@ -409,23 +347,6 @@ def _command_counter(kind: str, result: str) -> Counter:
     return metrics.COMMANDS.labels(kind=kind, result=result)
 
 
-@cache
-def _firing_counter(reason: str) -> Counter:
-    return metrics.FIRINGS.labels(reason=reason)
-
-
 def _last_state(writes: list[TaskState | None]) -> TaskState | None:
     """The last state written before the final tombstone, if any."""
     return next((w for w in reversed(writes[:-1]) if w is not None), None)
-
-
-_NO_HEADER = -1  # no epoch-ms timer is ever negative
-
-
-def due_from_header(headers: Headers) -> int | None:
-    """The timer a changelog record carries: its time, None (the task has no timer:
-    the header is empty), or _NO_HEADER (another tool wrote the record: decode it)."""
-    for name, value in headers or ():
-        if name == DUE_HEADER:
-            return int(value) if value else None
-    return _NO_HEADER

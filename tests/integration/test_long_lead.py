@@ -20,8 +20,8 @@ from confluent_kafka import Producer
 
 from streams.config import Settings, producer_config
 from streams.core.model import AtSchedule, HttpTarget, IntervalSchedule, Schedule, TaskSpec
-from streams.kafka.clients import produce_waiting
 from streams.kafka.topics import COMMANDS
+from streams.kafka.transactions import produce_retrying
 from tests.integration.test_processor_failover import assert_exactly_once, fire_id_counts
 from tests.support.harness import Pipeline, create_record
 
@@ -53,7 +53,7 @@ def recurring(producer: Producer, topic: str, start_ms: int, end_ms: int) -> set
             first = start_ms + n * 250
             schedule: Schedule = IntervalSchedule(period, first, end_ms)
             key, value = create_record(task_id, TaskSpec(schedule, TARGET), issuer="long-lead")
-            produce_waiting(producer, topic, key, value)
+            produce_retrying(producer, topic, key, value)
             expected |= {f"{task_id}:{at}:1" for at in range(first, end_ms + 1, period)}
     return expected
 
@@ -73,7 +73,7 @@ def test_tasks_about_one_horizon_ahead_all_fire_exactly_once(
             task_id = f"lead-{uuid.uuid4().hex[:12]}"
             at = now_ms() + HORIZON_MS + rng.randint(-SPREAD_MS, SPREAD_MS)
             key, value = create_record(task_id, TaskSpec(AtSchedule(at), TARGET), issuer="lead")
-            produce_waiting(producer, topic, key, value)
+            produce_retrying(producer, topic, key, value)
             expected.add(f"{task_id}:{at}:1")
         producer.poll(0)
         batches += 1
