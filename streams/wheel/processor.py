@@ -13,12 +13,15 @@ Firings that come from the clock are in the same transaction as the
 changelog record that moves their task on, so a crash before the commit
 loses both (on Kafka) and the restored task fires again with the same fire
 id; a crash after it has both. A transaction that must be aborted rewinds:
-each partition is restored again from the changelog and the consumer goes
-back to the committed offsets.
+each partition's store rolls back its uncommitted step (its rows are
+committed to SQLite only after the Kafka transaction), its wheel is rebuilt
+from it, and the consumer goes back to the committed offsets.
 
-On assignment a partition is restored from ``tasks.state`` before its first
-command is read, then what fell due while nobody owned it fires under each
-task's misfire policy. The transactional id is fixed per processor slot
+On assignment a partition is restored before its first command is read: the
+store this slot left, caught up from the changelog offset it recorded, or
+rebuilt from ``tasks.state``'s start (see :mod:`streams.wheel.statestore`);
+then what fell due while nobody owned it fires under each task's misfire
+policy. The transactional id is fixed per processor slot
 (``KRONWHEEL_SLOT``): a restarted processor fences its dead predecessor and
 ends its open transaction at once, instead of after the transaction timeout.
 """
@@ -28,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from streams import metrics
@@ -136,7 +139,7 @@ class Processor:
             self.kafka.close()  # leaves the group: the revoke callback drops every partition
         finally:
             for wheel in self.partitions.values():
-                wheel.close()
+                wheel.close(remove_store=False)
             log.info("processor stopped after %d transactions", self.committed_transactions)
 
     def _step(self, messages: Sequence[ConsumedMessage]) -> None:
@@ -191,14 +194,17 @@ class Processor:
         )
 
     def _rewind(self) -> None:
-        """After an abort: rebuild every partition from the changelog, seek to committed."""
+        """After an abort: roll each partition's store back to its last committed
+        step (what the changelog holds), rebuild its wheel from it, seek to committed."""
         owned = sorted(self.partitions)
-        for wheel in self.partitions.values():
-            wheel.close()
-        self.partitions.clear()
         self._pending = []
         for number in owned:
-            self._restore(number)
+            store = self.partitions[number].store
+            store.rollback()
+            wheel = PartitionWheel(number, store, self.clock.now_ms(), self.config)
+            wheel.restore([])
+            self._pending.extend(wheel.start(self.clock.now_ms()))
+            self.partitions[number] = wheel
         self.kafka.rewind(owned)
 
     # --- partitions come and go -----------------------------------------------
@@ -212,20 +218,33 @@ class Processor:
         log.info("assigned %s (restored; owns %s)", numbers, sorted(self.partitions))
 
     def _restore(self, number: int) -> None:
+        """The store this slot left, caught up from the changelog offset it recorded,
+        or (none, or not consistent with the changelog) rebuilt from the start."""
         started = time.monotonic()
+        now_ms = self.clock.now_ms()
         store = PartitionStore(self._state_dir / f"{self._topics[STATE]}-{number}.sqlite3")
-        store.reset()  # the whole changelog is read below: start from an empty store
-        wheel = PartitionWheel(number, store, self.clock.now_ms(), self.config)
-        records = wheel.restore(changelog_records(self.kafka.read_changelog(number)))
+        low, high = self.kafka.changelog_watermarks(number)
+        start = store.resume_from(low, high, now_ms)
+        if start is None:
+            store.reset()
+        read = _ReadTo(low if start is None else start)
+        wheel = PartitionWheel(number, store, now_ms, self.config)
+        records = wheel.restore(
+            changelog_records(read.track(self.kafka.read_changelog(number, start)))
+        )
+        store.save_offset(read.next_offset, now_ms)
+        store.commit()
         self._pending.extend(wheel.start(self.clock.now_ms()))
         self.partitions[number] = wheel
         wheel.report_sizes()
         elapsed = time.monotonic() - started
         metrics.RESTORE_DURATION.observe(elapsed)
         log.info(
-            "restored %s[%d]: %d records, %d live tasks, %d timers in the wheel, in %.2f s",
+            "restored %s[%d] from offset %s: %d records, %d live tasks, "
+            "%d timers in the wheel, in %.2f s",
             self._topics[STATE],
             number,
+            "the start" if start is None else start,
             records,
             len(store),
             len(wheel.wheel),
@@ -245,8 +264,18 @@ class Processor:
         self._dropped_in_poll.update(numbers)
         for number in numbers:
             wheel = self.partitions.pop(number, None)
-            if wheel is not None:
-                wheel.close()
+            if wheel is None:
+                continue
+            if why == "revoked":
+                # Every step of ours is committed, in Kafka and in the store, and
+                # nobody else has written since: the store is the changelog up to
+                # its end (the dev broker's high is short of it at worst: safe).
+                # (A restore's firings not yet written are dropped: roll them back.)
+                wheel.store.rollback()
+                _, high = self.kafka.changelog_watermarks(number)
+                wheel.store.save_offset(high, self.clock.now_ms())
+                wheel.store.commit()
+            wheel.close(remove_store=False)  # uncommitted writes are dropped
         # Outputs from a restore of a partition we no longer own must not be written.
         self._pending = [o for o in self._pending if o.partition not in numbers]
         log.info("%s %s (owns %s)", why, numbers, sorted(self.partitions))
@@ -254,3 +283,18 @@ class Processor:
     def _readiness(self) -> tuple[bool, dict[str, object]]:
         ready = self._assigned_at_least_once and not self._stop.is_set()
         return ready, {"partitions": sorted(self.partitions)}
+
+
+class _ReadTo:
+    """Follows a changelog read: the offset after the last record seen (a lower
+    bound of where the read ended, which is what a store may record)."""
+
+    def __init__(self, start: int) -> None:
+        self.next_offset = start
+
+    def track(self, messages: Iterable[ConsumedMessage]) -> Iterator[ConsumedMessage]:
+        for message in messages:
+            offset = message.offset()
+            if offset is not None:
+                self.next_offset = max(self.next_offset, offset + 1)
+            yield message
