@@ -57,6 +57,9 @@ MAX_POLL_WAIT_S = 0.05
 # between commits under load.
 MAX_BATCH = 2_000
 SIZES_EVERY_S = 5.0
+# How often the partition stores record the changelog offset they hold; a
+# restart in the same slot reads at most about this much of the changelog again.
+CHECKPOINT_EVERY_MS = 5_000
 
 
 def state_dir(data_dir: Path, slot: str) -> Path:
@@ -87,6 +90,7 @@ class Processor:
         self._assigned_at_least_once = False
         self.committed_transactions = 0
         self._sizes_at = 0.0
+        self._checkpointed_ms = 0
         # Partitions assigned, and revoked or lost, by the callbacks of the current poll.
         self._assigned_in_poll: set[int] = set()
         self._dropped_in_poll: set[int] = set()
@@ -162,9 +166,24 @@ class Processor:
             wheel.tick(now_ms)
             outputs.extend(wheel.take_outputs())
         if outputs or consumed:
-            self._transact(outputs, consumed)
+            ends = self._changelog_ends(now_ms)
+            # With ends to record, the offsets go too: their commit checks this
+            # member's generation, so nobody else owned those partitions meanwhile.
+            checked = self._transact(outputs, consumed or bool(ends))
+            for number, end in ends.items():
+                if checked is not None and number in checked and number in self.partitions:
+                    self.partitions[number].store.save_offset(end, now_ms)
         for wheel in self.partitions.values():
             wheel.store.commit()
+
+    def _changelog_ends(self, now_ms: int) -> dict[int, int]:
+        """Every CHECKPOINT_EVERY_MS, each partition's changelog end before this
+        step's transaction: once the transaction commits, the stores hold at least
+        that much, and record it with the step (a restart then reads from there)."""
+        if now_ms - self._checkpointed_ms < CHECKPOINT_EVERY_MS:
+            return {}
+        self._checkpointed_ms = now_ms
+        return {p: self.kafka.changelog_watermarks(p)[1] for p in sorted(self.partitions)}
 
     def _poll_wait_s(self) -> float:
         if self._pending:
@@ -176,7 +195,8 @@ class Processor:
 
     # --- transactions ------------------------------------------------------------
 
-    def _transact(self, outputs: list[Output], consumed: bool) -> None:
+    def _transact(self, outputs: list[Output], consumed: bool) -> set[int] | None:
+        """Write and commit; the partitions whose offsets went with it (None: aborted)."""
         offsets = self.kafka.positions(sorted(self.partitions)) if consumed else {}
         try:
             self.kafka.transact([self._out_record(o) for o in outputs], offsets)
@@ -184,9 +204,10 @@ class Processor:
             log.warning("transaction aborted, rewinding: %s", exc)
             metrics.TRANSACTIONS.labels(result="aborted").inc()
             self._rewind()
-            return
+            return None
         self.committed_transactions += 1
         metrics.TRANSACTIONS.labels(result="committed").inc()
+        return set(offsets)
 
     def _out_record(self, output: Output) -> OutRecord:
         return OutRecord(

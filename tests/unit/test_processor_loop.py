@@ -272,12 +272,20 @@ def test_a_restart_in_the_same_slot_reads_only_the_changelogs_tail(
     second, kafka2 = processor(log, clock, tmp_path, "a", owns=[0, 1])
     second.run_once()
     assert sorted(kafka2.changelog_reads) == [(p, ends[p]) for p in range(PARTITIONS)]
-    # Killed (no close): its store keeps the offset of its restore; steps since
-    # are committed with their rows, and the tail from that offset is read again.
+    # Steps record the changelog's end (before their own writes) every few seconds.
+    clock.advance(5_000)
+    recorded = {p: len(log.read(f"t.{STATE}", p)) for p in range(PARTITIONS)}
+    create(log, "last", due_at)
+    second.run_once()
+    create(log, "after", due_at)
+    second.run_once()
+    # Killed (no close): the next process reads from the end the last checkpoint saw.
     third, kafka3 = processor(log, clock, tmp_path, "a", owns=[0, 1])
     third.run_once()
-    assert sorted(kafka3.changelog_reads) == [(p, ends[p]) for p in range(PARTITIONS)]
-    clock.advance(6_000)
+    assert sorted(kafka3.changelog_reads) == sorted(recorded.items())
+    assert recorded != ends
+    later.update(last=0, after=0)
+    clock.advance(1_000)
     third.run_once()
     fired = due_fire_ids(log)
     assert fired_tasks(log) == set(tasks) | set(later)
