@@ -23,7 +23,9 @@ all, and an uncommitted step is rolled back when the process dies.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -44,12 +46,27 @@ _SUFFIXES = ("", "-journal", "-wal", "-shm")
 
 class PartitionStore:
     def __init__(self, path: Path) -> None:
-        """Open the file a previous process left, or a new one (see :meth:`resume_from`)."""
+        """Open the file a previous process left, or a new one (see :meth:`resume_from`).
+
+        One process at a time uses a slot's file: a lock on ``<file>.lock``, which
+        the OS drops when the process dies. A process that finds it held (a frozen
+        predecessor in its slot, about to find itself fenced) works in a private
+        file of its own instead, rebuilt, and removed when it closes."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock_fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._private = False
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+            self._private = True
+            log.warning("partition store %s is in use by another process: not reused", path.name)
+            path = path.with_name(f"{path.name}.{os.getpid()}")
         self.path = path
         self._in_batch = False
         self._count = 0
-        if not path.exists():
+        if self._private or not path.exists():
             self._fresh()
             return
         try:
@@ -234,6 +251,9 @@ class PartitionStore:
         """Close; uncommitted writes are dropped. ``remove=False`` keeps the file for
         a restart in the same slot."""
         self._db.close()
-        if remove:
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = -1
+        if remove or self._private:
             for suffix in _SUFFIXES:
                 self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)

@@ -112,3 +112,21 @@ def test_an_unreadable_file_is_rebuilt(tmp_path: Path) -> None:
     store = PartitionStore(path)
     assert store.resume_from(0, 10, NOW) is None
     assert len(store) == 0
+
+
+def test_a_slots_file_in_use_by_another_process_is_not_shared(tmp_path: Path) -> None:
+    """A frozen predecessor in the slot holds its file: the successor works apart."""
+    path = tmp_path / "p7.sqlite3"
+    holder = PartitionStore(path)  # flock is per open file: the same process shows it
+    holder.load([("a", 100, b"a1")], next_offset=1, now_ms=NOW)
+    holder.put("b", b"b1", 200, existed=False)  # an open write transaction
+    successor = PartitionStore(path)
+    assert successor.path != path
+    assert successor.resume_from(0, 1, NOW) is None
+    successor.load([("c", 300, b"c1")], next_offset=1, now_ms=NOW)
+    successor.close(remove=False)
+    assert not successor.path.exists()  # a private file never outlives its process
+    holder.close(remove=False)
+    again = PartitionStore(path)
+    assert again.path == path
+    assert again.resume_from(0, 1, NOW) == 1
