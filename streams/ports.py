@@ -198,8 +198,14 @@ class ProcessorKafka(RoleKafka, Protocol):
         """The next offset to read of each of these partitions that has one."""
         ...
 
-    def read_changelog(self, partition: int) -> Iterator[ConsumedMessage]:
-        """Every record of one tasks.state partition, oldest first, to its end."""
+    def read_changelog(self, partition: int, start: int | None = None) -> Iterator[ConsumedMessage]:
+        """Every record of one tasks.state partition from ``start`` (None: its
+        beginning), oldest first, to its end."""
+        ...
+
+    def changelog_watermarks(self, partition: int) -> tuple[int, int]:
+        """(low, high) of one tasks.state partition (on the dev broker, high can
+        fall short of the end: a lower bound)."""
         ...
 
 

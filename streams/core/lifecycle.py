@@ -133,10 +133,17 @@ def next_due_ms(state: TaskState) -> int | None:
     candidates = [retry.run_at_ms for retry in state.pending_retries]
     if state.status is TaskStatus.SCHEDULED and state.next_fire_ms is not None:
         candidates.append(state.next_fire_ms)
-    elif state.status is TaskStatus.COMPLETED and state.last_fire_ms is not None:
+    elif (
+        state.status is TaskStatus.COMPLETED
+        and state.last_fire_ms is not None
+        and not state.pending_retries
+    ):
+        # The end of the retention counts only when no retry waits (a retry
+        # keeps the task; ending it first would leave a timer that changes
+        # nothing), and from the last activity: a retry that ran restarts it.
         keep = retention_ms(state.spec)
         if keep > 0:
-            candidates.append(state.last_fire_ms + keep)
+            candidates.append(max(state.last_fire_ms, state.updated_at_ms) + keep)
     return min(candidates) if candidates else None
 
 

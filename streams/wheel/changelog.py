@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message
 
 from streams.config import Settings, consumer_config
 from streams.kafka.reading import read_to_end
@@ -20,9 +20,14 @@ from streams.wheel.partition import ChangelogRecord
 
 
 def read_partition(
-    settings: Settings, topic: str, partition: int, role: str = "restore"
+    settings: Settings,
+    topic: str,
+    partition: int,
+    role: str = "restore",
+    start: int | None = None,
 ) -> Iterator[Message]:
-    """Every record of one changelog partition, oldest first."""
+    """Every record of one changelog partition from ``start`` (None: the beginning),
+    oldest first."""
     config: dict[str, Any] = consumer_config(
         settings,
         role,
@@ -36,7 +41,9 @@ def read_partition(
     )
     consumer = Consumer(config)
     try:
-        yield from read_to_end(consumer, topic, partition)
+        yield from read_to_end(
+            consumer, topic, partition, OFFSET_BEGINNING if start is None else start
+        )
     finally:
         consumer.close()
 

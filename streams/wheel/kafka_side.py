@@ -105,8 +105,13 @@ class ConfluentProcessorKafka:
         tps = [TopicPartition(self.commands_topic, p) for p in partitions]
         seek_to_committed(self._consumer, tps, INIT_TIMEOUT_S)
 
-    def read_changelog(self, partition: int) -> Iterator[Message]:
-        return read_partition(self.settings, self.state_topic, partition)
+    def read_changelog(self, partition: int, start: int | None = None) -> Iterator[Message]:
+        return read_partition(self.settings, self.state_topic, partition, start=start)
+
+    def changelog_watermarks(self, partition: int) -> tuple[int, int]:
+        tp = TopicPartition(self.state_topic, partition)
+        low, high = self._consumer.get_watermark_offsets(tp, timeout=CALL_TIMEOUT_S, cached=False)
+        return int(low), int(high)
 
     def close(self) -> None:
         try:

@@ -9,7 +9,15 @@ Memory is bounded by a horizon. Every task is in the :class:`PartitionStore`
 ``promoted_until_ms`` sit in the in-memory wheel. Every ``promote_step_ms``
 the horizon moves on and the index hands over the tasks that came into it.
 A task whose timer changes goes to the wheel if the new time is inside the
-horizon, and to the index alone otherwise.
+horizon, and to the index alone otherwise. The index is written only when
+the step's outputs are taken, so a promotion also looks at the step's own
+changes: a task created in the step in which the horizon moves over its
+timer is handed over from there (the index does not have it yet).
+
+Time never goes back here: the partition's time is the latest it has been
+told. After a backward step of the wall clock (NTP) it stands still until the
+clock catches up, so nothing is fired before a time it already passed, and
+no timer is dropped as "already due" while firing it would do nothing.
 """
 
 from __future__ import annotations
@@ -23,45 +31,44 @@ from prometheus_client import Counter
 
 from streams import metrics
 from streams.core.errors import MalformedEvent
-from streams.core.events import DueTask, TaskState, TaskStatus
+from streams.core.events import CommandKind, DueTask, TaskCommand, TaskState, TaskStatus
 from streams.core.lifecycle import Outcome, Transition, apply_command, fire, next_due_ms
 from streams.core.timingwheel import TimingWheel
 from streams.core.validation import DEFAULT_RULES, Rules
 from streams.kafka.records import (
-    dead_letter_for,
     decode_command,
     decode_state,
     encode_dead_letter,
-    encode_due,
     encode_state,
 )
-from streams.kafka.topics import DEAD, DUE, STATE
+from streams.kafka.topics import DEAD
 from streams.ports import KafkaMessage
 from streams.wheel.guarded import firing_dead_letter
+from streams.wheel.outputs import (
+    _NO_HEADER,
+    DUE_HEADER,
+    ChangelogRecord,
+    Headers,
+    Output,
+    changelog_output,
+    dead_letter_output,
+    due_from_header,
+    due_output,
+    given_up_retry_outputs,
+)
 from streams.wheel.statestore import PartitionStore
 
+__all__ = [
+    "DUE_HEADER",
+    "ChangelogRecord",
+    "Headers",
+    "Output",
+    "PartitionWheel",
+    "WheelConfig",
+    "due_from_header",
+]
+
 log = logging.getLogger(__name__)
-
-# Changelog records carry their task's next timer in a header, so a restore
-# can fill the index without decoding a million Avro records. A record
-# without it (written by another tool) is decoded instead.
-DUE_HEADER = "kw-due-ms"
-
-
-Headers = list[tuple[str, str | bytes | None]] | None
-# key, value (None: tombstone), headers
-ChangelogRecord = tuple[bytes, bytes | None, Headers]
-
-
-@dataclass(frozen=True, slots=True)
-class Output:
-    """A record to write in the current transaction (topic is the contract name)."""
-
-    topic: str
-    key: bytes | None
-    value: bytes | None
-    partition: int | None
-    headers: Headers = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,8 @@ class PartitionWheel:
         self.store = store
         self.config = config
         self.wheel: TimingWheel[str] = TimingWheel(now_ms)
+        self.now_ms = now_ms  # the latest time this partition was told: never goes back
+        self._clock_behind = False
         self.promoted_until_ms: int | None = None  # nothing promoted before start()
         self._due_now: list[str] = []
         # Decoded states of the tasks whose timers are in the wheel (bounded by the horizon).
@@ -92,8 +101,14 @@ class PartitionWheel:
 
     # --- restore ------------------------------------------------------------
 
-    def restore(self, records: Iterable[ChangelogRecord]) -> int:
-        """Fill the index from changelog records, oldest first; returns how many were read."""
+    def restore(
+        self, records: Iterable[ChangelogRecord], next_offset: int | None = None, now_ms: int = 0
+    ) -> int:
+        """Apply changelog records to the index, oldest first; returns how many were read.
+
+        From the changelog's start into an empty store, or from the offset the
+        store has applied (``store.resume_from``) into the store it left. With
+        ``next_offset`` (where the reading stopped), the store records it."""
         count = 0
 
         def rows() -> Iterable[tuple[str, int | None, bytes | None]]:
@@ -108,12 +123,13 @@ class PartitionWheel:
                         due_ms = next_due_ms(decode_state(value))
                     yield key.decode(), due_ms, value
 
-        self.store.load(rows())
+        self.store.load(rows(), next_offset, now_ms)
         self.store.create_due_index()
         return count
 
     def start(self, now_ms: int) -> list[Output]:
         """After the restore: load the horizon and fire what fell due meanwhile."""
+        self.now_ms = now_ms
         self.wheel = TimingWheel(now_ms)
         self.promoted_until_ms = now_ms + self.config.horizon_ms
         for task_id, due_ms in self.store.due_before(None, self.promoted_until_ms):
@@ -126,6 +142,7 @@ class PartitionWheel:
 
     def handle(self, message: KafkaMessage, now_ms: int) -> None:
         """Apply one record of tasks.commands; a bad one becomes a dead letter."""
+        now_ms = self._advance_time(now_ms)
         try:
             command = decode_command(message.value() or b"", self.config.rules)
             if message.key() != command.task_id.encode():
@@ -149,7 +166,9 @@ class PartitionWheel:
         if transition.rejected:
             self._dead_letter(message, transition.reason, "RejectedCommand", now_ms)
             return
-        if transition.outcome == Outcome.IGNORED:
+        if transition.outcome == Outcome.IGNORED and command.kind is CommandKind.RETRY:
+            self._give_up_retry(message, command, transition.reason, now_ms)
+        elif transition.outcome == Outcome.IGNORED:
             log.info(
                 "ignored %s %s[%s]@%s task=%s: %s",
                 command.kind.value,
@@ -167,6 +186,7 @@ class PartitionWheel:
         """Fire every timer due by ``now_ms``; move the horizon on when its step comes."""
         if self.promoted_until_ms is None:
             return
+        now_ms = self._advance_time(now_ms)
         if now_ms + self.config.horizon_ms - self.promoted_until_ms >= self.config.promote_step_ms:
             self._promote(now_ms + self.config.horizon_ms)
         while True:
@@ -223,19 +243,43 @@ class PartitionWheel:
         metrics.WHEEL_TIMERS.labels(partition=label).set(len(self.wheel))
         metrics.INDEX_TASKS.labels(partition=label).set(len(self.store))
 
-    def close(self) -> None:
+    def close(self, remove_store: bool = True) -> None:
+        """``remove_store=False`` keeps the store's file for a restart in this slot."""
         label = str(self.partition)
         metrics.WHEEL_TIMERS.labels(partition=label).set(0)
         metrics.INDEX_TASKS.labels(partition=label).set(0)
-        self.store.close()
+        self.store.close(remove=remove_store)
 
     # --- internals -------------------------------------------------------------
 
+    def _advance_time(self, now_ms: int) -> int:
+        if now_ms >= self.now_ms:
+            self.now_ms = now_ms
+            self._clock_behind = False
+        elif not self._clock_behind:  # once per step back, not once per call
+            self._clock_behind = True
+            log.warning(
+                "partition %d: the clock went back %d ms; holding the time until it catches up",
+                self.partition,
+                self.now_ms - now_ms,
+            )
+        return self.now_ms
+
     def _promote(self, until_ms: int) -> None:
-        for task_id, due_ms in self.store.due_before(self.promoted_until_ms, until_ms):
-            if not self.wheel.add(task_id, due_ms):
+        since_ms = self.promoted_until_ms
+        # Tasks changed in this step are not in the index yet (or it holds their
+        # old timer): their current state decides, against the new horizon.
+        for task_id, due_ms in self.store.due_before(since_ms, until_ms):
+            if task_id not in self._dirty and not self.wheel.add(task_id, due_ms):
                 self._due_now.append(task_id)
         self.promoted_until_ms = until_ms
+        for task_id, writes in self._dirty.items():
+            final = writes[-1]
+            if final is None:
+                continue
+            timer_ms = next_due_ms(final)
+            if timer_ms is not None and (since_ms is None or timer_ms >= since_ms):
+                self._set_timer(task_id, final, timer_ms)
 
     def _take_due_now(self) -> list[str]:
         due_now, self._due_now = self._due_now, []
@@ -261,7 +305,15 @@ class PartitionWheel:
             except Exception as exc:  # one task must never stop the partition
                 self._firing_failed(task_id, exc, now_ms)
                 continue
-            self._apply(task_id, True, transition)
+            if transition.writes:
+                self._apply(task_id, True, transition)
+                continue
+            # Nothing was due after all: keep the timer it has, never drop it.
+            due_ms = next_due_ms(state)
+            if due_ms is not None and due_ms > now_ms:
+                self._set_timer(task_id, state, due_ms)
+            elif due_ms is not None:
+                log.error("task %s: timer at %d is due and firing changes nothing", task_id, due_ms)
 
     def _apply(self, task_id: str, existed: bool, transition: Transition) -> None:
         if transition.writes:
@@ -291,25 +343,15 @@ class PartitionWheel:
             self._due_now.append(task_id)
 
     def _changelog(self, key: bytes, state: TaskState | None, encoded: bytes | None) -> Output:
-        if state is None:
-            return Output(STATE, key, None, self.partition, [(DUE_HEADER, b"")])
-        due_ms = next_due_ms(state)
-        header = b"" if due_ms is None else str(due_ms).encode()
-        value = encoded if encoded is not None else encode_state(state)
-        return Output(STATE, key, value, self.partition, [(DUE_HEADER, header)])
+        return changelog_output(self.partition, key, state, encoded)
 
     def _due(self, key: bytes, due: DueTask) -> Output:
-        lateness_ms = due.emitted_at_ms - due.scheduled_at_ms
-        _firing_counter(due.reason.value).inc()
-        metrics.FIRING_LATENESS.observe(max(lateness_ms, 0) / 1000)
-        log.debug(
-            "fired %s reason=%s lateness=%dms partition=%d",
-            due.fire_id,
-            due.reason.value,
-            lateness_ms,
-            self.partition,
-        )
-        return Output(DUE, key, encode_due(due), self.partition)
+        return due_output(self.partition, key, due)
+
+    def _give_up_retry(
+        self, message: KafkaMessage, command: TaskCommand, reason: str, now_ms: int
+    ) -> None:
+        self._outbox.extend(given_up_retry_outputs(message, command, reason, now_ms))
 
     def _firing_failed(self, task_id: str, exc: Exception, now_ms: int) -> None:
         """A task whose timer cannot be handled: a dead letter naming the error, no timer."""
@@ -321,16 +363,7 @@ class PartitionWheel:
     def _dead_letter(
         self, message: KafkaMessage, reason: str, error_class: str, now_ms: int
     ) -> None:
-        log.warning(
-            "dead letter %s[%s]@%s: %s",
-            message.topic(),
-            message.partition(),
-            message.offset(),
-            reason,
-        )
-        metrics.DEAD_LETTERS.labels(role="processor", reason=error_class).inc()
-        dead = dead_letter_for(message, reason, now_ms, error_class)
-        self._outbox.append(Output(DEAD, message.key(), encode_dead_letter(dead), None))
+        self._outbox.append(dead_letter_output(message, reason, error_class, now_ms))
 
 
 # Per command and per firing, on the hot path: resolve a series once, not a
@@ -340,23 +373,6 @@ def _command_counter(kind: str, result: str) -> Counter:
     return metrics.COMMANDS.labels(kind=kind, result=result)
 
 
-@cache
-def _firing_counter(reason: str) -> Counter:
-    return metrics.FIRINGS.labels(reason=reason)
-
-
 def _last_state(writes: list[TaskState | None]) -> TaskState | None:
     """The last state written before the final tombstone, if any."""
     return next((w for w in reversed(writes[:-1]) if w is not None), None)
-
-
-_NO_HEADER = -1  # no epoch-ms timer is ever negative
-
-
-def due_from_header(headers: Headers) -> int | None:
-    """The timer a changelog record carries: its time, None (the task has no timer:
-    the header is empty), or _NO_HEADER (another tool wrote the record: decode it)."""
-    for name, value in headers or ():
-        if name == DUE_HEADER:
-            return int(value) if value else None
-    return _NO_HEADER

@@ -13,12 +13,15 @@ Firings that come from the clock are in the same transaction as the
 changelog record that moves their task on, so a crash before the commit
 loses both (on Kafka) and the restored task fires again with the same fire
 id; a crash after it has both. A transaction that must be aborted rewinds:
-each partition is restored again from the changelog and the consumer goes
-back to the committed offsets.
+each partition's store rolls back its uncommitted step (its rows are
+committed to SQLite only after the Kafka transaction), its wheel is rebuilt
+from it, and the consumer goes back to the committed offsets.
 
-On assignment a partition is restored from ``tasks.state`` before its first
-command is read, then what fell due while nobody owned it fires under each
-task's misfire policy. The transactional id is fixed per processor slot
+On assignment a partition is restored before its first command is read: the
+store this slot left, caught up from the changelog offset it recorded, or
+rebuilt from ``tasks.state``'s start (see :mod:`streams.wheel.statestore`);
+then what fell due while nobody owned it fires under each task's misfire
+policy. The transactional id is fixed per processor slot
 (``KRONWHEEL_SLOT``): a restarted processor fences its dead predecessor and
 ends its open transaction at once, instead of after the transaction timeout.
 """
@@ -28,7 +31,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from streams import metrics
@@ -36,7 +39,7 @@ from streams.config import Settings
 from streams.core.clock import Clock, SystemClock
 from streams.core.validation import Rules
 from streams.kafka.clients import drop_reassigned
-from streams.kafka.topics import COMMANDS, DEAD, DUE, STATE
+from streams.kafka.topics import COMMANDS, DEAD, DUE, RESULTS, STATE
 from streams.kafka.transactions import FatalKafkaError, TransactionAborted
 from streams.ops.server import start_ops_server
 from streams.ports import ConsumedMessage, OutRecord, ProcessorKafka
@@ -55,6 +58,9 @@ MAX_POLL_WAIT_S = 0.05
 # between commits under load.
 MAX_BATCH = 2_000
 SIZES_EVERY_S = 5.0
+# How often the partition stores record the changelog offset they hold; a
+# restart in the same slot reads at most about this much of the changelog again.
+CHECKPOINT_EVERY_MS = 5_000
 
 
 def state_dir(data_dir: Path, slot: str) -> Path:
@@ -77,7 +83,9 @@ class Processor:
             rules=Rules(topic_prefix=settings.topic_prefix),
         )
         self.partitions: dict[int, PartitionWheel] = {}
-        self._topics = {name: settings.topic(name) for name in (COMMANDS, STATE, DUE, DEAD)}
+        self._topics = {
+            name: settings.topic(name) for name in (COMMANDS, STATE, DUE, RESULTS, DEAD)
+        }
         self.kafka: ProcessorKafka = kafka or ConfluentProcessorKafka(settings)
         self._state_dir = state_dir(settings.data_dir, settings.slot)
         self._pending: list[Output] = []  # from restores, written with the next transaction
@@ -85,6 +93,7 @@ class Processor:
         self._assigned_at_least_once = False
         self.committed_transactions = 0
         self._sizes_at = 0.0
+        self._checkpointed_ms = 0
         # Partitions assigned, and revoked or lost, by the callbacks of the current poll.
         self._assigned_in_poll: set[int] = set()
         self._dropped_in_poll: set[int] = set()
@@ -137,7 +146,7 @@ class Processor:
             self.kafka.close()  # leaves the group: the revoke callback drops every partition
         finally:
             for wheel in self.partitions.values():
-                wheel.close()
+                wheel.close(remove_store=False)
             log.info("processor stopped after %d transactions", self.committed_transactions)
 
     def _step(self, messages: Sequence[ConsumedMessage]) -> None:
@@ -160,9 +169,24 @@ class Processor:
             wheel.tick(now_ms)
             outputs.extend(wheel.take_outputs())
         if outputs or consumed:
-            self._transact(outputs, consumed)
+            ends = self._changelog_ends(now_ms)
+            # With ends to record, the offsets go too: their commit checks this
+            # member's generation, so nobody else owned those partitions meanwhile.
+            checked = self._transact(outputs, consumed or bool(ends))
+            for number, end in ends.items():
+                if checked is not None and number in checked and number in self.partitions:
+                    self.partitions[number].store.save_offset(end, now_ms)
         for wheel in self.partitions.values():
             wheel.store.commit()
+
+    def _changelog_ends(self, now_ms: int) -> dict[int, int]:
+        """Every CHECKPOINT_EVERY_MS, each partition's changelog end before this
+        step's transaction: once the transaction commits, the stores hold at least
+        that much, and record it with the step (a restart then reads from there)."""
+        if now_ms - self._checkpointed_ms < CHECKPOINT_EVERY_MS:
+            return {}
+        self._checkpointed_ms = now_ms
+        return {p: self.kafka.changelog_watermarks(p)[1] for p in sorted(self.partitions)}
 
     def _poll_wait_s(self) -> float:
         if self._pending:
@@ -174,7 +198,8 @@ class Processor:
 
     # --- transactions ------------------------------------------------------------
 
-    def _transact(self, outputs: list[Output], consumed: bool) -> None:
+    def _transact(self, outputs: list[Output], consumed: bool) -> set[int] | None:
+        """Write and commit; the partitions whose offsets went with it (None: aborted)."""
         offsets = self.kafka.positions(sorted(self.partitions)) if consumed else {}
         try:
             self.kafka.transact([self._out_record(o) for o in outputs], offsets)
@@ -182,9 +207,10 @@ class Processor:
             log.warning("transaction aborted, rewinding: %s", exc)
             metrics.TRANSACTIONS.labels(result="aborted").inc()
             self._rewind()
-            return
+            return None
         self.committed_transactions += 1
         metrics.TRANSACTIONS.labels(result="committed").inc()
+        return set(offsets)
 
     def _out_record(self, output: Output) -> OutRecord:
         return OutRecord(
@@ -192,14 +218,17 @@ class Processor:
         )
 
     def _rewind(self) -> None:
-        """After an abort: rebuild every partition from the changelog, seek to committed."""
+        """After an abort: roll each partition's store back to its last committed
+        step (what the changelog holds), rebuild its wheel from it, seek to committed."""
         owned = sorted(self.partitions)
-        for wheel in self.partitions.values():
-            wheel.close()
-        self.partitions.clear()
         self._pending = []
         for number in owned:
-            self._restore(number)
+            store = self.partitions[number].store
+            store.rollback()
+            wheel = PartitionWheel(number, store, self.clock.now_ms(), self.config)
+            wheel.restore([])
+            self._pending.extend(wheel.start(self.clock.now_ms()))
+            self.partitions[number] = wheel
         self.kafka.rewind(owned)
 
     # --- partitions come and go -----------------------------------------------
@@ -213,19 +242,33 @@ class Processor:
         log.info("assigned %s (restored; owns %s)", numbers, sorted(self.partitions))
 
     def _restore(self, number: int) -> None:
+        """The store this slot left, caught up from the changelog offset it recorded,
+        or (none, or not consistent with the changelog) rebuilt from the start."""
         started = time.monotonic()
+        now_ms = self.clock.now_ms()
         store = PartitionStore(self._state_dir / f"{self._topics[STATE]}-{number}.sqlite3")
-        wheel = PartitionWheel(number, store, self.clock.now_ms(), self.config)
-        records = wheel.restore(changelog_records(self.kafka.read_changelog(number)))
+        low, high = self.kafka.changelog_watermarks(number)
+        start = store.resume_from(low, high, now_ms)
+        if start is None:
+            store.reset()
+        read = _ReadTo(low if start is None else start)
+        wheel = PartitionWheel(number, store, now_ms, self.config)
+        records = wheel.restore(
+            changelog_records(read.track(self.kafka.read_changelog(number, start)))
+        )
+        store.save_offset(read.next_offset, now_ms)
+        store.commit()
         self._pending.extend(wheel.start(self.clock.now_ms()))
         self.partitions[number] = wheel
         wheel.report_sizes()
         elapsed = time.monotonic() - started
         metrics.RESTORE_DURATION.observe(elapsed)
         log.info(
-            "restored %s[%d]: %d records, %d live tasks, %d timers in the wheel, in %.2f s",
+            "restored %s[%d] from offset %s: %d records, %d live tasks, "
+            "%d timers in the wheel, in %.2f s",
             self._topics[STATE],
             number,
+            "the start" if start is None else start,
             records,
             len(store),
             len(wheel.wheel),
@@ -245,8 +288,18 @@ class Processor:
         self._dropped_in_poll.update(numbers)
         for number in numbers:
             wheel = self.partitions.pop(number, None)
-            if wheel is not None:
-                wheel.close()
+            if wheel is None:
+                continue
+            if why == "revoked":
+                # Every step of ours is committed, in Kafka and in the store, and
+                # nobody else has written since: the store is the changelog up to
+                # its end (the dev broker's high is short of it at worst: safe).
+                # (A restore's firings not yet written are dropped: roll them back.)
+                wheel.store.rollback()
+                _, high = self.kafka.changelog_watermarks(number)
+                wheel.store.save_offset(high, self.clock.now_ms())
+                wheel.store.commit()
+            wheel.close(remove_store=False)  # uncommitted writes are dropped
         # Outputs from a restore of a partition we no longer own must not be written.
         self._pending = [o for o in self._pending if o.partition not in numbers]
         log.info("%s %s (owns %s)", why, numbers, sorted(self.partitions))
@@ -255,3 +308,18 @@ class Processor:
         broker_up = self.kafka.broker_connected()
         ready = self._assigned_at_least_once and broker_up and not self._stop.is_set()
         return ready, {"partitions": sorted(self.partitions), "broker": broker_up}
+
+
+class _ReadTo:
+    """Follows a changelog read: the offset after the last record seen (a lower
+    bound of where the read ended, which is what a store may record)."""
+
+    def __init__(self, start: int) -> None:
+        self.next_offset = start
+
+    def track(self, messages: Iterable[ConsumedMessage]) -> Iterator[ConsumedMessage]:
+        for message in messages:
+            offset = message.offset()
+            if offset is not None:
+                self.next_offset = max(self.next_offset, offset + 1)
+            yield message

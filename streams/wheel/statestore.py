@@ -5,16 +5,32 @@ time of its one timer (``due_ms``), indexed by that time. The timing wheel
 keeps only the near horizon in memory and asks this index for what comes
 into the horizon, so ten million far-future tasks cost disk, not RSS.
 
-The file is a cache of the changelog, never the truth: it is rebuilt from
-``tasks.state`` every time the partition is assigned, so it needs no
-durability (no journal, no fsync) and a crash can leave it in any state.
+The file is a cache of the changelog, never the truth. It remembers the
+changelog offset it has applied (the offset of the next record to read), in
+the same SQLite transaction as the rows, so a process that restarts in the
+same slot reads only the changelog's tail. It is reused only when that
+checkpoint is consistent with the changelog (the offset lies between its low
+and high watermarks) and recent (:data:`REUSE_MAX_AGE_MS`: well inside the
+time a compacted changelog keeps tombstones, ``delete.retention.ms``, 24 h by
+default; an older file could miss a tombstone compaction removed). Anything
+else (no checkpoint, a torn or unreadable file) is rebuilt from the start.
+
+A rebuild writes a fresh file without a journal (fast, and a crash during it
+leaves no checkpoint, so it is rebuilt again); afterwards the file runs in
+WAL mode, so a step's writes and the checkpoint commit together or not at
+all, and an uncommitted step is rolled back when the process dies.
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 # rows fetched per step when promoting into the wheel
 _FETCH = 10_000
@@ -22,30 +38,118 @@ _FETCH = 10_000
 _LOAD_CHUNK = 50_000
 # One write for a task, whether it is new or replaces the row it had.
 _PUT = "INSERT OR REPLACE INTO tasks (task_id, due_ms, state) VALUES (?, ?, ?)"
+_SAVE = "INSERT OR REPLACE INTO checkpoint (one, next_offset, saved_at_ms) VALUES (1, ?, ?)"
+# A file saved longer ago than this is rebuilt rather than caught up (see above).
+REUSE_MAX_AGE_MS = 60 * 60_000
+_SUFFIXES = ("", "-journal", "-wal", "-shm")
 
 
 class PartitionStore:
     def __init__(self, path: Path) -> None:
+        """Open the file a previous process left, or a new one (see :meth:`resume_from`).
+
+        One process at a time uses a slot's file: a lock on ``<file>.lock``, which
+        the OS drops when the process dies. A process that finds it held (a frozen
+        predecessor in its slot, about to find itself fenced) works in a private
+        file of its own instead, rebuilt, and removed when it closes."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        for suffix in ("", "-journal", "-wal", "-shm"):
-            path.with_name(path.name + suffix).unlink(missing_ok=True)
+        self._lock_fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._private = False
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+            self._private = True
+            log.warning("partition store %s is in use by another process: not reused", path.name)
+            path = path.with_name(f"{path.name}.{os.getpid()}")
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.executescript(
+        self._in_batch = False
+        self._count = 0
+        if self._private or not path.exists():
+            self._fresh()
+            return
+        try:
+            self._db = self._connect()
+            self._checkpoint = self._read_checkpoint()
+            self._count = self._counted()
+        except sqlite3.DatabaseError as exc:  # torn, or not a store at all
+            log.warning("partition store %s is unreadable (%s): rebuilding it", path.name, exc)
+            self._fresh()
+
+    def resume_from(self, low: int, high: int, now_ms: int) -> int | None:
+        """The changelog offset to read on from, when this file can be reused; None
+        when it must be rebuilt (call :meth:`reset`). ``low``/``high``: the changelog
+        partition's watermarks."""
+        if self._checkpoint is None:
+            return None
+        offset, saved_at_ms = self._checkpoint
+        if not low <= offset <= high or not 0 <= now_ms - saved_at_ms <= REUSE_MAX_AGE_MS:
+            log.info(
+                "partition store %s not reused: offset %d outside [%d, %d] or saved %d ms ago",
+                self.path.name,
+                offset,
+                low,
+                high,
+                now_ms - saved_at_ms,
+            )
+            return None
+        return offset
+
+    def reset(self) -> None:
+        """Start again from an empty file (before a restore from the changelog's start)."""
+        self._fresh()
+
+    def save_offset(self, next_offset: int, now_ms: int) -> None:
+        """Record, with this step's writes, the changelog offset they bring the file to."""
+        self.begin()
+        self._db.execute(_SAVE, (next_offset, now_ms))
+        self._checkpoint = (next_offset, now_ms)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db = db  # closed by _fresh() if what follows finds the file unreadable
+        db.executescript(
             """
-            PRAGMA journal_mode = OFF;
-            PRAGMA synchronous = OFF;
             PRAGMA temp_store = MEMORY;
             PRAGMA cache_size = -16000;
-            CREATE TABLE tasks (
+            CREATE TABLE IF NOT EXISTS tasks (
                 task_id TEXT PRIMARY KEY,
                 due_ms INTEGER,
                 state BLOB NOT NULL
             ) WITHOUT ROWID;
+            CREATE TABLE IF NOT EXISTS checkpoint (
+                one INTEGER PRIMARY KEY CHECK (one = 1),
+                next_offset INTEGER NOT NULL,
+                saved_at_ms INTEGER NOT NULL
+            );
             """
         )
-        self._in_batch = False
+        return db
+
+    def _fresh(self) -> None:
+        if getattr(self, "_db", None) is not None:
+            self._db.close()
+        for suffix in _SUFFIXES:
+            self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+        self._db = self._connect()
+        # No journal while the file has no checkpoint: a crash leaves it to be rebuilt.
+        self._db.executescript("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF;")
+        self._checkpoint = None
         self._count = 0
+
+    def _read_checkpoint(self) -> tuple[int, int] | None:
+        row = self._db.execute("SELECT next_offset, saved_at_ms FROM checkpoint").fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def _counted(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM tasks").fetchone()[0])
+
+    def _journaled(self) -> None:
+        """From now on, a step's writes and its checkpoint commit together (WAL)."""
+        mode = self._db.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode != "wal":
+            self._db.executescript("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;")
 
     def __len__(self) -> int:
         return max(self._count, 0)
@@ -60,6 +164,14 @@ class PartitionStore:
         if self._in_batch:
             self._db.execute("COMMIT")
             self._in_batch = False
+
+    def rollback(self) -> None:
+        """Drop this step's writes (a journaled file; without one, rebuild instead)."""
+        if self._in_batch:
+            self._db.execute("ROLLBACK")
+            self._in_batch = False
+            self._checkpoint = self._read_checkpoint()
+            self._count = self._counted()
 
     def get(self, task_id: str) -> bytes | None:
         row = self._db.execute("SELECT state FROM tasks WHERE task_id = ?", (task_id,)).fetchone()
@@ -78,8 +190,14 @@ class PartitionStore:
         if self._db.execute("DELETE FROM tasks WHERE task_id = ?", (task_id,)).rowcount:
             self._count -= 1
 
-    def load(self, rows: Iterable[tuple[str, int | None, bytes | None]]) -> None:
-        """Restore: apply changelog records in order (a None state is a tombstone).
+    def load(
+        self,
+        rows: Iterable[tuple[str, int | None, bytes | None]],
+        next_offset: int | None = None,
+        now_ms: int = 0,
+    ) -> None:
+        """Restore: apply changelog records in order (a None state is a tombstone), on
+        top of what the file holds; with ``next_offset``, record it in the same commit.
 
         Records are taken in chunks: within a chunk only each task's last record
         counts, and the chunk is written in key order, which keeps B-tree inserts
@@ -94,8 +212,11 @@ class PartitionStore:
                 self._write_chunk(chunk)
                 chunk = {}
         self._write_chunk(chunk)
+        if next_offset is not None:
+            self.save_offset(next_offset, now_ms)
         self.commit()
-        self._count = int(self._db.execute("SELECT count(*) FROM tasks").fetchone()[0])
+        self._count = self._counted()
+        self._journaled()
 
     def _write_chunk(self, chunk: dict[str, tuple[int | None, bytes | None]]) -> None:
         ordered = sorted(chunk.items())
@@ -127,6 +248,12 @@ class PartitionStore:
             yield from rows
 
     def close(self, remove: bool = True) -> None:
+        """Close; uncommitted writes are dropped. ``remove=False`` keeps the file for
+        a restart in the same slot."""
         self._db.close()
-        if remove:
-            self.path.unlink(missing_ok=True)
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)  # releases the lock
+            self._lock_fd = -1
+        if remove or self._private:
+            for suffix in _SUFFIXES:
+                self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)

@@ -49,6 +49,8 @@ def test_replay_state_rebuilds_the_changelog(settings: Settings) -> None:
     url = "http://127.0.0.1:9/hook"
     every = IntervalSchedule(MINUTE_MS, start_ms=start - 10_000)
     cancel = TaskCommand("cancel-c", "task-c", "ops", CommandKind.CANCEL, start, "replay-test")
+    # A command in the ghost's partition (below), older than the ghost claims to be.
+    cancel_ghost = replace(cancel, command_id="cancel-ghost", task_id="ghost")
     pause = TaskCommand("pause-b", "task-b", "ops", CommandKind.PAUSE, start, "replay-test")
     recurring = replace(
         create_command("task-e", 0, url, start),
@@ -64,6 +66,7 @@ def test_replay_state_rebuilds_the_changelog(settings: Settings) -> None:
             pause,
             create_command("task-d", start - 5_000, url, start),  # fired already, below
             recurring,
+            cancel_ghost,
         ],
     )
     first_e = start - 10_000 + MINUTE_MS
@@ -91,33 +94,40 @@ def test_replay_state_rebuilds_the_changelog(settings: Settings) -> None:
             fired("task-e", first_e + MINUTE_MS),
         ],
     )
-    # A key the commands know nothing of (a corrupted changelog) must be tombstoned.
+    # A key no command created, claiming a creation after the oldest command of
+    # its partition (a corrupted changelog), must be tombstoned; a task created
+    # before every command kept (tasks.commands has a retention) must be kept.
+    created = now_ms()
     ghost = TaskState(
         "ghost",
         "ops",
         TaskSpec(every, HttpTarget(url)),
         TaskStatus.SCHEDULED,
-        start,
+        created + HOUR_MS,
         None,
         0,
-        start,
-        start,
+        created,
+        created,
     )
-    produce_keyed(settings, STATE, [("ghost", encode_state(ghost))])
+    old = replace(ghost, task_id="old-task", created_at_ms=start - 30 * 24 * HOUR_MS)
+    produce_keyed(
+        settings, STATE, [("ghost", encode_state(ghost)), ("old-task", encode_state(old))]
+    )
 
     dry = kronwheel(settings, "replay", "state", "--dry-run")
     assert "3 live tasks" in dry.stdout
-    assert set(changelog(settings)) == {"ghost"}  # a dry run writes nothing
+    assert set(changelog(settings)) == {"ghost", "old-task"}  # a dry run writes nothing
 
     done = kronwheel(settings, "replay", "state", "--progress", "always")
     assert "3 live tasks (2 moved past runs already fired)" in done.stdout
-    assert "1 stale changelog keys tombstoned" in done.stdout
+    assert "1 stale changelog keys tombstoned, 1 tasks older than" in done.stdout
     rebuilt = changelog(settings)
     assert rebuilt["ghost"] is None
+    assert rebuilt["old-task"] == old
     assert "task-c" not in rebuilt
     assert "task-d" not in rebuilt
     live = {k: v for k, v in rebuilt.items() if v is not None}
-    assert {k: v.next_fire_ms for k, v in live.items()} == {
+    assert {k: v.next_fire_ms for k, v in live.items() if k != "old-task"} == {
         "task-a": start + HOUR_MS,
         "task-b": start + 2 * HOUR_MS,
         "task-e": first_e + 2 * MINUTE_MS,
@@ -130,7 +140,8 @@ def test_replay_state_rebuilds_the_changelog(settings: Settings) -> None:
     produce_keyed(settings, DEAD, [("task-x", b"a dead letter")])
     status = kronwheel(settings, "status").stdout
     pending = status.split("pending tasks")[1].split("dead letters")[0].strip()
-    assert pending.splitlines()[-1].split() == ["total", "2", "1", "0", "3"]
+    # scheduled (task-a, task-e, old-task), paused (task-b)
+    assert pending.splitlines()[-1].split() == ["total", "3", "1", "0", "4"]
     assert status.strip().splitlines()[-1].split() == [settings.topic(DEAD), "1"]
     assert f"{settings.topic(COMMANDS)}" in status  # the processors' lag rows
 

@@ -241,6 +241,7 @@ class MemKafka:
     positions_: dict[int, int] = field(default_factory=dict)
     paused: bool = False
     polls: int = 0
+    changelog_reads: list[tuple[int, int | None]] = field(default_factory=list)  # (p, start)
     _callbacks: dict[str, Rebalance] = field(default_factory=dict)
     _script: deque[_Rebalance] = field(default_factory=deque)
 
@@ -315,9 +316,14 @@ class MemKafka:
     def positions(self, partitions: Sequence[int]) -> dict[int, int]:
         return {p: self.positions_[p] for p in partitions if p in self.positions_}
 
-    def read_changelog(self, partition: int) -> Iterator[MemMessage]:
+    def read_changelog(self, partition: int, start: int | None = None) -> Iterator[MemMessage]:
         assert self.changelog_topic is not None
-        return iter(self.log.read(self.changelog_topic, partition))
+        self.changelog_reads.append((partition, start))
+        return iter(self.log.read(self.changelog_topic, partition, start or 0))
+
+    def changelog_watermarks(self, partition: int) -> tuple[int, int]:
+        assert self.changelog_topic is not None
+        return 0, len(self.log.read(self.changelog_topic, partition))
 
     # --- streams.ports.DispatcherKafka --------------------------------------------
 

@@ -144,7 +144,9 @@ def test_a_finished_task_with_retries_waits_for_them_then_ends() -> None:
     assert second.firings[0].reason is FireReason.RETRY
     assert second.state is not None
     assert second.state.pending_retries == ()
-    assert fire(second.state, T0 + keep).writes == (None,)
+    # The retention restarts from the retry that ran: a retry of that comes later.
+    assert next_due_ms(second.state) == T0 + 1_500 + keep
+    assert fire(second.state, T0 + 1_500 + keep).writes == (None,)
 
 
 def test_retry_commands_are_checked() -> None:
@@ -284,3 +286,17 @@ def test_retention_of_a_huge_max_attempts_is_computed_not_looped() -> None:
     assert retention_ms(spec) == 2 * (1 + 2 + 4 * (retries - 2)) + (2**31 - 1) * 10_000 + (
         COMPLETED_MARGIN_MS
     )
+
+
+def test_a_retry_that_waits_past_the_retention_keeps_the_task_until_it_runs() -> None:
+    retry = RetryPolicy(max_attempts=3, backoff_ms=1_000, max_backoff_ms=60_000)
+    done = fire(created(spec(AtSchedule(T0), retry=retry)), T0).state
+    assert done is not None
+    keep = retention_ms(done.spec)
+    # A dispatcher was slow: the retry arrives near the end, to run after it.
+    request = RetryRequest(T0, 2, T0 + keep + 5_000, "HTTP 503")
+    late = apply_command(done, command(CommandKind.RETRY, T0 + keep - 1_000, retry=request), T0)
+    assert late.state is not None
+    assert next_due_ms(late.state) == T0 + keep + 5_000  # the retry, not the retention's end
+    ran = fire(late.state, T0 + keep + 5_000)
+    assert fire_ids(ran) == [f"task-1:{T0}:2"]

@@ -6,10 +6,11 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.core.events import CommandKind, TaskCommand
+from streams.core.events import CommandKind, DueTask, RetryRequest, TaskCommand
 from streams.core.model import AtSchedule, HttpTarget, IntervalSchedule, Schedule, TaskSpec
-from streams.kafka.records import decode_dead_letter, decode_due, encode_command
-from streams.kafka.topics import COMMANDS, DEAD, DUE, STATE
+from streams.core.model import Outcome as RunOutcome
+from streams.kafka.records import decode_dead_letter, decode_due, decode_result, encode_command
+from streams.kafka.topics import COMMANDS, DEAD, DUE, RESULTS, STATE
 from streams.wheel.partition import ChangelogRecord, Output, PartitionWheel, WheelConfig
 from streams.wheel.statestore import PartitionStore
 
@@ -68,6 +69,10 @@ def handle(wheel: PartitionWheel, message: Message, now_ms: int) -> list[Output]
 def tick(wheel: PartitionWheel, now_ms: int) -> list[Output]:
     wheel.tick(now_ms)
     return wheel.take_outputs()
+
+
+def dues(outputs: list[Output]) -> list[DueTask]:
+    return [decode_due(o.value) for o in outputs if o.topic == DUE and o.value]
 
 
 def fired(outputs: list[Output]) -> list[str]:
@@ -179,3 +184,82 @@ def test_changelog_records_without_the_timer_header_are_decoded(tmp_path: Path) 
     restored.restore(stripped)
     assert restored.start(T0) == []
     assert fired(tick(restored, T0 + 4_000)) == [f"h:{T0 + 4_000}:1"]
+
+
+def step(wheel: PartitionWheel, messages: list[Message], now_ms: int) -> list[Output]:
+    """One turn of the processor loop: all the commands, then the clock, then the outputs."""
+    for message in messages:
+        wheel.handle(message, now_ms)
+    wheel.tick(now_ms)
+    return wheel.take_outputs()
+
+
+def test_a_task_created_in_the_step_that_moves_the_horizon_over_it_fires(tmp_path: Path) -> None:
+    """The horizon race: the command is handled against the old horizon, the
+    clock moves the horizon over the task's time in the same step, before the
+    index has the task's row."""
+    wheel = new_wheel(tmp_path, "p")
+    wheel.start(T0)
+    assert wheel.promoted_until_ms == T0 + CONFIG.horizon_ms
+    at = T0 + CONFIG.horizon_ms + 500  # beyond the horizon when handled
+    step(wheel, [create("edge", AtSchedule(at))], T0 + 1_000)  # the horizon moves
+    assert wheel.wheel.due_ms("edge") == at
+    assert fired(tick(wheel, at)) == [f"edge:{at}:1"]
+
+
+def test_a_backward_clock_step_neither_fires_early_nor_loses_a_timer(tmp_path: Path) -> None:
+    wheel = new_wheel(tmp_path, "p")
+    wheel.start(T0)
+    tick(wheel, T0 + 5_000)
+    # The wall clock steps back 3 s. A task due 1 s after the new reading is
+    # due before the time the partition already passed: it fires at once
+    # (at that time, so not before its own); one due after it waits for it.
+    back = T0 + 2_000
+    soon = create("soon", AtSchedule(back + 1_000), at_ms=back)
+    later = create("later", AtSchedule(T0 + 6_000), at_ms=back)
+    outputs = step(wheel, [soon, later], back)
+    assert wheel.now_ms == T0 + 5_000  # the partition's time stands still
+    assert [(d.fire_id, d.emitted_at_ms) for d in dues(outputs)] == [
+        (f"soon:{back + 1_000}:1", T0 + 5_000)
+    ]
+    assert fired(tick(wheel, back + 3_500)) == []  # the clock is catching up
+    assert fired(tick(wheel, T0 + 6_000)) == [f"later:{T0 + 6_000}:1"]
+    assert fired(tick(wheel, T0 + 60_000)) == []
+
+
+def test_a_timer_that_fires_nothing_is_kept(tmp_path: Path) -> None:
+    """Defence in depth: a timer that turns out not to be due is set again, not dropped."""
+    wheel = new_wheel(tmp_path, "p")
+    wheel.start(T0)
+    step(wheel, [create("x", AtSchedule(T0 + 2_000))], T0)
+    wheel.wheel.add("x", T0 + 1_000)  # a wrong, early timer
+    assert fired(tick(wheel, T0 + 1_000)) == []
+    assert wheel.wheel.due_ms("x") == T0 + 2_000
+    assert fired(tick(wheel, T0 + 2_000)) == [f"x:{T0 + 2_000}:1"]
+
+
+def test_a_retry_after_its_task_ended_is_a_final_failure_and_a_dead_letter(
+    tmp_path: Path,
+) -> None:
+    wheel = new_wheel(tmp_path, "p")
+    wheel.start(T0)
+    step(wheel, [create("gone", AtSchedule(T0))], T0)  # fired and ended (no retries)
+    late = TaskCommand(
+        command_id="retry:gone",
+        task_id="gone",
+        tenant="acme",
+        kind=CommandKind.RETRY,
+        issued_at_ms=T0 + 700_000,
+        issuer="dispatcher",
+        retry=RetryRequest(T0, 2, T0 + 701_000, "HTTP 503"),
+    )
+    outputs = step(wheel, [Message(b"gone", encode_command(late))], T0 + 700_000)
+    assert sorted(o.topic for o in outputs) == [DEAD, RESULTS]
+    result = decode_result(next(o.value for o in outputs if o.topic == RESULTS) or b"")
+    assert (result.fire_id, result.final, result.outcome) == (
+        f"gone:{T0}:2",
+        True,
+        RunOutcome.FAILED,
+    )
+    dead = decode_dead_letter(next(o.value for o in outputs if o.topic == DEAD) or b"")
+    assert dead.error_class == "RetryAfterEnd"

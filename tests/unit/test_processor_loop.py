@@ -254,3 +254,60 @@ def test_a_revoke_and_reassign_in_one_poll_rereads_from_committed(
     assert fired_tasks(log) == set(tasks) | set(more)
     assert all(n == 1 for n in fired.values()), fired
     proc.close()
+
+
+def test_a_restart_in_the_same_slot_reads_only_the_changelogs_tail(
+    log: MemLog, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    due_at = clock.now_ms() + 5_000
+    tasks = tasks_on_both_partitions(log, due_at)
+    first, kafka = processor(log, clock, tmp_path, "a", owns=[0, 1])
+    first.run_once()  # the creates reach the changelog and the store
+    first.close()  # a clean stop: the store records the changelog's end
+    ends = {p: len(log.read(f"t.{STATE}", p)) for p in range(PARTITIONS)}
+    assert kafka.changelog_reads == [(0, None), (1, None)]  # the first restore: everything
+
+    later = {f"later-{i}": create(log, f"later-{i}", due_at) for i in range(4)}
+    second, kafka2 = processor(log, clock, tmp_path, "a", owns=[0, 1])
+    second.run_once()
+    assert sorted(kafka2.changelog_reads) == [(p, ends[p]) for p in range(PARTITIONS)]
+    # Steps record the changelog's end (before their own writes) every few seconds.
+    clock.advance(5_000)
+    recorded = {p: len(log.read(f"t.{STATE}", p)) for p in range(PARTITIONS)}
+    create(log, "last", due_at)
+    second.run_once()
+    create(log, "after", due_at)
+    second.run_once()
+    # Killed (no revoke, no checkpoint; the OS closes its files and drops its
+    # locks): the next process reads from the end the last checkpoint saw.
+    for wheel in second.partitions.values():
+        wheel.close(remove_store=False)
+    third, kafka3 = processor(log, clock, tmp_path, "a", owns=[0, 1])
+    third.run_once()
+    assert sorted(kafka3.changelog_reads) == sorted(recorded.items())
+    assert recorded != ends
+    later.update(last=0, after=0)
+    clock.advance(1_000)
+    third.run_once()
+    fired = due_fire_ids(log)
+    assert fired_tasks(log) == set(tasks) | set(later)
+    assert all(n == 1 for n in fired.values()), fired
+    third.close()
+
+
+def test_a_store_from_another_changelog_is_rebuilt(log: MemLog, tmp_path: Path) -> None:
+    clock = FakeClock()
+    tasks_on_both_partitions(log, clock.now_ms() + 60_000)
+    first, _ = processor(log, clock, tmp_path, "a", owns=[0, 1])
+    first.run_once()
+    first.close()
+    fresh = MemLog()  # the topics were recreated: shorter than the stores' offsets
+    for name in (COMMANDS, STATE, DUE):
+        fresh.create_topic(f"t.{name}", PARTITIONS)
+    fresh.create_topic(f"t.{DEAD}", 1)
+    second, kafka = processor(fresh, clock, tmp_path, "a", owns=[0, 1])
+    second.run_once()
+    assert sorted(kafka.changelog_reads) == [(0, None), (1, None)]
+    assert all(len(wheel.store) == 0 for wheel in second.partitions.values())
+    second.close()

@@ -1,4 +1,5 @@
-"""Which firings ``replay due`` re-drives, and as which attempt (pure)."""
+"""Which firings ``replay due`` re-drives, and as which attempt; what ``replay state``
+writes (pure)."""
 
 from dataclasses import replace
 
@@ -19,8 +20,15 @@ from streams.core.model import (
     RetryPolicy,
     TaskSpec,
 )
+from streams.kafka.records import decode_state, encode_state
 from streams.ops.replay.due import Action, Candidate, plan_redrive
-from streams.ops.replay.state import FiredRuns, advance_past_firings
+from streams.ops.replay.state import (
+    FiredRuns,
+    advance_past_firings,
+    changelog_records,
+    merge_with_changelog,
+)
+from streams.wheel.partition import DUE_HEADER
 
 NOW = 1_800_000_000_000
 
@@ -167,3 +175,44 @@ def test_a_paused_task_stays_when_its_emitted_retries_are_dropped() -> None:
     kept = advance_past_firings(paused, fired((4_000, 2)))
     assert kept is not None
     assert (kept.status, kept.pending_retries) == (TaskStatus.PAUSED, ())
+
+
+def stored(task_id: str, created_at_ms: int) -> bytes:
+    return encode_state(
+        TaskState(
+            task_id,
+            "t",
+            TaskSpec(AtSchedule(NOW + 60_000), HttpTarget("http://127.0.0.1/hook")),
+            TaskStatus.SCHEDULED,
+            NOW + 60_000,
+            None,
+            0,
+            created_at_ms,
+            created_at_ms,
+        )
+    )
+
+
+def test_replay_state_keeps_live_tasks_older_than_the_commands_it_has() -> None:
+    """tasks.commands is deleted after its retention: a task created before the
+    oldest command kept cannot be rebuilt, and must not be deleted for that."""
+    oldest = {0: NOW - 1_000}
+    unrebuilt = {
+        (0, "old"): stored("old", NOW - 30 * 86_400_000),  # created a month ago: kept
+        (0, "ended"): stored("ended", NOW),  # its CREATE was folded: it ended
+        (0, "ghost"): stored("ghost", NOW),  # no command made it: corrupted
+        (0, "garbage"): b"\x00\xff",
+        (1, "elsewhere"): stored("elsewhere", NOW),  # partition 1 has no commands left
+    }
+    stale, kept = merge_with_changelog(unrebuilt, {(0, "ended")}, oldest)
+    assert stale == {(0, "ended"), (0, "ghost"), (0, "garbage")}
+    assert kept == {(0, "old"), (1, "elsewhere")}
+
+
+def test_replay_state_writes_the_timer_header_the_processors_restore_from() -> None:
+    state = decode_state(stored("a", NOW))
+    records = changelog_records({(3, "a"): state}, {(3, "b")})
+    assert records == [
+        (3, b"a", encode_state(state), [(DUE_HEADER, str(NOW + 60_000).encode())]),
+        (3, b"b", None, [(DUE_HEADER, b"")]),
+    ]

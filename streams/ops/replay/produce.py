@@ -10,9 +10,11 @@ from streams.config import Settings, producer_config
 
 # (partition, key, value); a None value is a tombstone.
 Record = tuple[int, bytes, bytes | None]
+# The same with headers (name, value).
+HeadedRecord = tuple[int, bytes, bytes | None, list[tuple[str, str | bytes | None]]]
 
 
-def produce_all(settings: Settings, topic: str, records: Iterable[Record]) -> int:
+def produce_all(settings: Settings, topic: str, records: Iterable[Record | HeadedRecord]) -> int:
     """Produce to explicit partitions (a task's partition never changes); returns the
     count. Raises if any record failed: the caller's replay is safe to run again."""
     producer = Producer(producer_config(settings, "replay"))
@@ -23,11 +25,18 @@ def produce_all(settings: Settings, topic: str, records: Iterable[Record]) -> in
             errors.append(error)
 
     count = 0
-    for partition, key, value in records:
+    for record in records:
+        partition, key, value = record[:3]
+        headers = record[3] if len(record) > 3 else None
         while True:
             try:
                 producer.produce(
-                    topic, value=value, key=key, partition=partition, on_delivery=delivered
+                    topic,
+                    value=value,
+                    key=key,
+                    partition=partition,
+                    headers=headers,
+                    on_delivery=delivered,
                 )
                 break
             except BufferError:

@@ -13,10 +13,16 @@ past run again on restore. Dispatchers would drop those repeats by fire id,
 but a long-running cron task with ``fire_all`` would flood tasks.due.
 
 Then every live task's state is written to the changelog partition of its
-commands partition, and every key the changelog still holds that is no longer
-live gets a tombstone. Re-running produces the same records (deterministic:
-no wall clock in the fold), so an interrupted rebuild is finished by running
-it again. The processors restore from the changelog when they start.
+commands partition (with the ``kw-due-ms`` header the processors restore
+from), and merged with what the changelog holds: a key the changelog still
+holds that the fold did not rebuild gets a tombstone only when the commands
+show it ended, or when it claims to be created after the oldest command kept
+in its partition and no command created it (it is not a task kronwheel made).
+A task created before the oldest command kept (``tasks.commands`` is deleted
+after its retention) cannot be rebuilt, and is kept as the changelog has it.
+Re-running produces the same records (deterministic: no wall clock in the
+fold), so an interrupted rebuild is finished by running it again. The
+processors restore from the changelog when they start.
 """
 
 from __future__ import annotations
@@ -24,20 +30,21 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 
-from confluent_kafka import ConsumerGroupState, KafkaException
+from confluent_kafka import ConsumerGroupState, KafkaException, Message
 from confluent_kafka.admin import AdminClient
 
 from streams.config import Settings, kafka_config
 from streams.core.errors import MalformedEvent
-from streams.core.events import DueTask, TaskCommand, TaskState, TaskStatus
+from streams.core.events import CommandKind, DueTask, TaskCommand, TaskState, TaskStatus
 from streams.core.lifecycle import apply_command, next_due_ms
 from streams.core.schedule import next_fire_ms
 from streams.core.validation import Rules
-from streams.kafka.records import decode_command, decode_due, encode_state
+from streams.kafka.records import decode_command, decode_due, decode_state, encode_state
 from streams.kafka.topics import COMMANDS, DUE, STATE
-from streams.ops.replay.produce import produce_all
+from streams.ops.replay.produce import HeadedRecord, produce_all
 from streams.ops.replay.scan import ScanStats, log_malformed, scan_window
 from streams.ops.replay.window import Window
+from streams.wheel.partition import DUE_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +68,20 @@ class CommandFold:
     def __init__(self) -> None:
         self._states: dict[Slot, TaskState | None] = {}
         self.rejected = 0
+        self.created: set[Slot] = set()  # tasks whose CREATE the commands still hold
+        self.oldest_ms: dict[int, int] = {}  # per partition: the oldest command's time
 
     def apply(self, partition: int, command: TaskCommand, now_ms: int) -> None:
         slot = (partition, command.task_id)
+        self.oldest_ms[partition] = min(self.oldest_ms.get(partition, now_ms), now_ms)
         transition = apply_command(self._states.get(slot), command, now_ms)
         if transition.rejected:
             # The processor refused it too (and logged why); it changed nothing.
             self.rejected += 1
             log.debug("command %s not applied: %s", command.command_id, transition.reason)
             return
+        if command.kind is CommandKind.CREATE and transition.writes:
+            self.created.add(slot)
         self._states[slot] = transition.state
 
     def live(self) -> dict[Slot, TaskState]:
@@ -143,6 +155,7 @@ class StateReplay:
     live: int = 0
     advanced: int = 0
     tombstones: int = 0
+    kept: int = 0
     produced: int = 0
     per_partition: dict[int, int] = field(default_factory=dict)
 
@@ -151,7 +164,8 @@ class StateReplay:
             f"{self.commands.in_window} commands folded ({self.rejected} not applicable, "
             f"{self.malformed} malformed), {self.firings.in_window} firings read; "
             f"{self.live} live tasks ({self.advanced} moved past runs already fired), "
-            f"{self.tombstones} stale changelog keys tombstoned, {self.produced} records written"
+            f"{self.tombstones} stale changelog keys tombstoned, {self.kept} tasks older than "
+            f"the oldest command kept as the changelog has them, {self.produced} records written"
         )
 
 
@@ -216,16 +230,56 @@ def replay_state(
     for partition, _ in rebuilt:
         report.per_partition[partition] = report.per_partition.get(partition, 0) + 1
 
-    stale = changelog_live_keys(settings, report.changelog, progress=progress) - set(rebuilt)
+    unrebuilt = changelog_live_records(settings, report.changelog, set(rebuilt), progress=progress)
+    stale, kept = merge_with_changelog(unrebuilt, fold.created, fold.oldest_ms)
     report.tombstones = len(stale)
+    report.kept = len(kept)
+    if kept:
+        log.warning(
+            "%d live tasks were created before the oldest command kept in tasks.commands: "
+            "they cannot be rebuilt and stay as the changelog has them",
+            len(kept),
+        )
     if not dry_run:
         report.produced = write_changelog(settings, rebuilt, stale)
     return report
 
 
-def changelog_live_keys(settings: Settings, stats: ScanStats, *, progress: bool) -> set[Slot]:
-    """Keys whose latest changelog record is a value (not a tombstone)."""
-    latest: dict[Slot, bool] = {}
+def merge_with_changelog(
+    unrebuilt: dict[Slot, bytes], created: set[Slot], oldest_ms: dict[int, int]
+) -> tuple[set[Slot], set[Slot]]:
+    """Of the live changelog records the fold did not rebuild: (to tombstone, to keep).
+
+    Pure. The fold's word is final for a task whose CREATE it saw (it ended).
+    A record that claims a creation after the oldest command kept in its
+    partition, with no CREATE for it, was never made by a command (a corrupted
+    changelog): tombstoned, as is a record that does not decode. Anything
+    else predates the commands kept: it cannot be rebuilt, so it is kept.
+    """
+    stale: set[Slot] = set()
+    kept: set[Slot] = set()
+    for slot, value in unrebuilt.items():
+        if slot in created:
+            stale.add(slot)
+            continue
+        try:
+            state = decode_state(value)
+        except MalformedEvent:
+            stale.add(slot)
+            continue
+        oldest = oldest_ms.get(slot[0])
+        if oldest is not None and state.created_at_ms >= oldest:
+            stale.add(slot)
+        else:
+            kept.add(slot)
+    return stale, kept
+
+
+def changelog_live_records(
+    settings: Settings, stats: ScanStats, rebuilt: set[Slot], *, progress: bool
+) -> dict[Slot, bytes]:
+    """The latest value of every live changelog key (not a tombstone) not in ``rebuilt``."""
+    latest: dict[Slot, bytes | None] = {}
     for batch in scan_window(
         settings,
         settings.topic(STATE),
@@ -235,17 +289,30 @@ def changelog_live_keys(settings: Settings, stats: ScanStats, *, progress: bool)
         purpose="state-changelog",
     ):
         for message in batch:
-            key = (message.key() or b"").decode("utf-8", "replace")
-            latest[(message.partition() or 0, key)] = message.value() is not None
-    return {slot for slot, alive in latest.items() if alive}
+            slot = _slot(message)
+            if slot not in rebuilt:
+                latest[slot] = message.value()
+    return {slot: value for slot, value in latest.items() if value is not None}
+
+
+def _slot(message: Message) -> Slot:
+    return message.partition() or 0, (message.key() or b"").decode("utf-8", "replace")
+
+
+def changelog_records(rebuilt: dict[Slot, TaskState], stale: set[Slot]) -> list[HeadedRecord]:
+    """What the processors would write: each state with its timer in the header."""
+    records: list[HeadedRecord] = []
+    for (partition, task_id), state in rebuilt.items():
+        due_ms = next_due_ms(state)
+        header = b"" if due_ms is None else str(due_ms).encode()
+        records.append((partition, task_id.encode(), encode_state(state), [(DUE_HEADER, header)]))
+    for partition, task_id in sorted(stale):
+        records.append((partition, task_id.encode(), None, [(DUE_HEADER, b"")]))
+    return records
 
 
 def write_changelog(settings: Settings, rebuilt: dict[Slot, TaskState], stale: set[Slot]) -> int:
-    records = [
-        *((p, task_id.encode(), encode_state(state)) for (p, task_id), state in rebuilt.items()),
-        *((p, task_id.encode(), None) for p, task_id in sorted(stale)),
-    ]
-    return produce_all(settings, settings.topic(STATE), records)
+    return produce_all(settings, settings.topic(STATE), changelog_records(rebuilt, stale))
 
 
 def refuse_while_processors_run(settings: Settings) -> None:
