@@ -75,13 +75,23 @@ def sink_base(sink: CallbackSink, system: System) -> str:
 
 def wait_delivered(sink: CallbackSink, path: str, workload: Workload, timeout_s: float) -> None:
     """Until every task of the workload called back once (or the time runs out),
-    then a moment more so late duplicates are seen too."""
+    then a moment more so late duplicates are seen too.
+
+    Reads only the callbacks that arrived since the last look, and parses
+    nothing: the sink's thread shares this process, and a poll that re-parsed
+    every callback so far starved it (lateness grew with the count)."""
     deadline = time.monotonic() + max(0.0, (workload.last_due_ms - now_ms()) / 1000) + timeout_s
-    while time.monotonic() < deadline:
-        keys = {d.key for d in deliveries(sink.received(), path)}
-        if len(keys) >= workload.count:
-            break
+    keys: set[tuple[str, str]] = set()
+    seen = 0
+    while time.monotonic() < deadline and len(keys) < workload.count:
         time.sleep(0.25)
+        new = sink.callbacks[seen:]  # one atomic slice; the sink only appends
+        seen += len(new)
+        keys.update(
+            (c.headers.get("Kronwheel-Task-Id", ""), c.headers.get("Kronwheel-Scheduled-At", ""))
+            for c in new
+            if c.path == path
+        )
     time.sleep(1.0)
 
 
