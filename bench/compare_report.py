@@ -75,7 +75,8 @@ def print_tables(summary: dict[str, Any]) -> None:
         for workload in WORKLOADS:
             roles = {k: v for k, v in run[workload]["cpu_s"].items() if k != "total"}
             parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(roles.items(), key=lambda x: -x[1]))
-            print(f"{system} {workload} CPU s by process: {parts}")
+            bench = run[workload]["bench_process_cpu_s"]
+            print(f"{system} {workload} CPU s by process: {parts} (bench process {bench:.1f})")
         rss = {k: v for k, v in run["peak_rss_mb"].items() if k != "total"}
         parts = ", ".join(f"{k} {v:.0f}" for k, v in rss.items())
         print(f"{system} peak RSS MB by process: {parts}")
