@@ -29,9 +29,9 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from bench.compare_report import print_tables, write_artifacts
+from bench.compare_report import print_profiles, print_tables, write_artifacts
 from bench.procstat import TreeSampler, cpu_delta
-from bench.systems import ApsBaseline, CreateStats, KronwheelDev, now_ms
+from bench.systems import ApsBaseline, CreateStats, KronwheelDev, KronwheelRoles, now_ms
 from bench.workloads import Delivery, Workload, outcome
 from streams.core.timefmt import parse_rfc3339_ms
 from tests.support.harness import Callback, CallbackSink
@@ -55,6 +55,8 @@ class System(Protocol):
     def stop(self) -> None: ...
 
     def log_tail(self) -> str: ...
+
+    def sampler(self) -> TreeSampler: ...
 
 
 def deliveries(callbacks: list[Callback], path: str) -> list[Delivery]:
@@ -138,7 +140,7 @@ def run_system(system: System, sink: CallbackSink, args: argparse.Namespace) -> 
     print(f"[{system.name}] starting", flush=True)
     system.start()
     try:
-        with TreeSampler(system.pid) as sampler:
+        with system.sampler() as sampler:
             # One task first: the whole path works (groups formed, partitions owned).
             warm = run_workload(system, sampler, sink, "warmup", 1, 0, 2_000, 120)
             if warm["delivered"] != 1:
@@ -168,7 +170,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=float, default=180.0, help="after the last due time")
     parser.add_argument("--systems", default="kronwheel,apscheduler")
     parser.add_argument("--out", type=Path, default=Path(".artifacts") / "bench")
+    parser.add_argument(
+        "--roles",
+        action="store_true",
+        help="start dev's processes from here instead of `kronwheel dev` (same topology)",
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="run each kronwheel role under cProfile, writing DIR/<slot>.prof (implies --roles; "
+        "profiling costs CPU: its CPU numbers are not the system's)",
+    )
     args = parser.parse_args(argv)
+    if args.profile is not None:
+        os.environ["KRONWHEEL_PROFILE_DIR"] = str(args.profile.resolve())
+        args.roles = True
     if args.lead_s is None:
         args.lead_s = max(10.0, 25.0 * args.scale)
     load_before = os.getloadavg()
@@ -177,14 +193,17 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.systems.split(","):
             system: System
             if name == "kronwheel":
-                system = KronwheelDev(Path(work) / "kronwheel")
                 Path(work, "kronwheel").mkdir()
+                kind = KronwheelRoles if args.roles else KronwheelDev
+                system = kind(Path(work) / "kronwheel")
             elif name == "apscheduler":
                 system = ApsBaseline(Path(work))
             else:
                 parser.error(f"unknown system {name!r}")
             runs[name] = run_system(system, sink, args)
     summary = {
+        "kronwheel_started_as": "roles from the bench" if args.roles else "kronwheel dev",
+        "profiled": args.profile is not None,
         "scale": args.scale,
         "lead_s": args.lead_s,
         "cpus": os.cpu_count(),
@@ -195,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     print_tables(summary)
     json_path, png_path = write_artifacts(summary, args.out)
     print(f"wrote {json_path} and {png_path}")
+    if args.profile is not None:
+        print_profiles(args.profile)
     return 0
 
 

@@ -82,6 +82,42 @@ def print_tables(summary: dict[str, Any]) -> None:
         print(f"{system} peak RSS MB by process: {parts}")
 
 
+# cProfile counts wall time: these built-ins are where a role waits, not works.
+_WAITS = ("'poll' of", "'consume' of", "'acquire' of", "'select' of", "'flush' of", "sleep")
+
+
+def print_profiles(directory: Path, top: int = 12) -> None:
+    """Each role's top functions by own time, waits left out: where its CPU went.
+
+    cProfile measures wall time: blocking calls not in ``_WAITS`` (a transaction
+    commit waiting for the broker) still count, so read the top as a guide."""
+    import pstats
+
+    for path in sorted(directory.glob("*.prof")):
+        stats = pstats.Stats(str(path))
+        entries = stats.stats  # type: ignore[attr-defined]
+        # (file, line, name) -> (primitive calls, calls, own time, cumulative, callers)
+        working = [
+            (own, calls, f"{_short(file)}:{line}({name})" if line else name)
+            for (file, line, name), (_, calls, own, _cum, _) in entries.items()
+            if not any(wait in name for wait in _WAITS)
+        ]
+        working.sort(reverse=True)
+        busy = sum(own for own, _, _ in working)
+        print(f"\n=== {path.stem}: {busy:.1f} s of own time outside waits; top {top} ===")
+        for own, calls, where in working[:top]:
+            print(f"{own:8.2f} s {100 * own / busy:5.1f} % {calls:>9} calls  {where[-110:]}")
+
+
+def _short(file: str) -> str:
+    """A source path without the machine's prefix: package-relative."""
+    for marker in ("site-packages/", "/lib/python3.11/", "/streams/", "/bench/"):
+        if marker in file:
+            head = "" if marker.endswith("/lib/python3.11/") or "site" in marker else marker
+            return head.strip("/") + ("/" if head else "") + file.split(marker, 1)[1]
+    return file
+
+
 def write_artifacts(summary: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
     """compare.json (numbers, arrivals per second) and compare.png (lateness, throughput)."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -73,11 +73,14 @@ class Seen:
 
 
 class TreeSampler:
-    """Samples a root PID and all its descendants until :meth:`stop`."""
+    """Samples a root PID and all its descendants until :meth:`stop` (the root
+    itself left out with ``include_root=False``: a bench that starts the
+    processes itself and must not count its own work)."""
 
-    def __init__(self, root_pid: int, interval_s: float = 0.5) -> None:
+    def __init__(self, root_pid: int, interval_s: float = 0.5, include_root: bool = True) -> None:
         self.root_pid = root_pid
         self.interval_s = interval_s
+        self.include_root = include_root
         self._seen: dict[int, Seen] = {}
         self._peak_total_rss_kb = 0
         self._lock = threading.Lock()
@@ -104,6 +107,8 @@ class TreeSampler:
     def sample(self) -> None:
         stats = _all_stats()
         tree = _descendants(self.root_pid, {pid: s.ppid for pid, s in stats.items()})
+        if not self.include_root:
+            tree = [pid for pid in tree if pid != self.root_pid]
         total_rss = 0
         with self._lock:
             for seen in self._seen.values():

@@ -4,6 +4,10 @@
   its defaults, its own data directory and free ports, the embedded broker
   included; tasks are created with ``POST /v1/tasks:batch``, 1,000 per call,
   at most 4 calls in flight, each batch when its first task is ``lead`` away.
+* :class:`KronwheelRoles`: the same processes as ``kronwheel dev`` (the
+  embedded broker, a processor, a dispatcher, the API), started by the bench
+  itself through tests/support/harness.py, so ``KRONWHEEL_PROFILE_DIR`` runs
+  each role under cProfile (``--profile``);
 * :class:`ApsBaseline`: APScheduler 3 in one process (``bench.aps_baseline``,
   whose docstring states its configuration), told each workload over stdin.
 
@@ -20,16 +24,21 @@ import secrets
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
 
+from bench.common import bench_settings
+from bench.procstat import TreeSampler
 from bench.workloads import Workload
 from streams.core.timefmt import format_rfc3339_ms
 from streams.kafka.broker import free_loopback_port
+from streams.kafka.topics import ensure_topics
 from streams.ops.procs import spawn, stop, wait_for_http_ok
+from tests.support.harness import Pipeline
 
 IN_FLIGHT = 4  # create calls at once, as the issue's runs did
 
@@ -118,9 +127,48 @@ class KronwheelDev:
         if self._log is not None:
             self._log.close()
 
+    def sampler(self) -> TreeSampler:
+        return TreeSampler(self.pid)
+
     def log_tail(self) -> str:
         path = self.work / "dev.log"
         return path.read_text("utf-8", "replace")[-3000:] if path.exists() else ""
+
+
+class KronwheelRoles(KronwheelDev):
+    """What ``kronwheel dev`` runs, started from here: every process is a child of
+    this one, which the sampler leaves out."""
+
+    def __init__(self, work: Path) -> None:
+        super().__init__(work)
+        self._stack = ExitStack()
+
+    @property
+    def pid(self) -> int:
+        return os.getpid()
+
+    def start(self, timeout_s: float = 180.0) -> None:
+        settings, work = bench_settings(
+            self._stack,
+            api_port=self.port,
+            api_token=self.token,
+            partitions=None,  # the topics' defaults, as dev has them
+            target_allowlist=("127.0.0.0/8", "::1"),
+        )
+        ensure_topics(settings)
+        pipeline = Pipeline(settings, work / "logs")
+        self._stack.callback(pipeline.stop_all)  # SIGTERM: the profiles get written
+        pipeline.start_ready("processor", "dispatcher", "api")
+        self._pipeline = pipeline
+
+    def stop(self) -> None:
+        self._stack.close()
+
+    def sampler(self) -> TreeSampler:
+        return TreeSampler(self.pid, include_root=False)
+
+    def log_tail(self) -> str:
+        return "\n".join(r.log_text()[-1000:] for r in self._pipeline.roles)
 
 
 def task_body(key: str, due_ms: int, url: str) -> dict[str, Any]:
@@ -174,6 +222,9 @@ class ApsBaseline:
             if not got and self.process.poll() is not None:
                 raise RuntimeError(f"the APScheduler baseline exited ({self.process.returncode})")
         raise TimeoutError(f"the APScheduler baseline did not say {line!r}")
+
+    def sampler(self) -> TreeSampler:
+        return TreeSampler(self.pid)
 
     def stop(self) -> None:
         if self.process is not None:
