@@ -88,7 +88,10 @@ class RowByRowSqliteStore(SqliteHistoryStore):
     """The store's write before executemany: one statement per row (the baseline)."""
 
     def record_executions(
-        self, results: Sequence[ExecutionResult], sources: Mapping[str, DueSource] | None = None
+        self,
+        results: Sequence[ExecutionResult],
+        sources: Mapping[str, DueSource] | None = None,
+        contended: bool = True,
     ) -> int:
         sources = sources or {}
         inserted = 0

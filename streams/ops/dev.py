@@ -48,7 +48,7 @@ def _dev_settings(settings: Settings, token: str) -> Settings:
         "api_token": token,
         "target_allowlist": (*settings.target_allowlist, *LOOPBACK_ALLOWLIST),
     }
-    if "KRONWHEEL_SESSION_TIMEOUT_MS" not in os.environ:
+    if Settings.env_name("session_timeout_ms") not in os.environ:
         # The dev broker holds group joins for half the session timeout; keep it short.
         changes["session_timeout_ms"] = DEV_SESSION_TIMEOUT_MS
     return replace(settings, **changes)
@@ -77,9 +77,8 @@ def run_dev(settings: Settings, port: int | None = None) -> int:
         env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
         metrics_ports = {role: free_loopback_port() for role in OPS_ROLES}
         for role in ROLES:
-            role_env = {**env, "KRONWHEEL_SLOT": f"dev-{role}"}
-            if role in metrics_ports:
-                role_env["KRONWHEEL_METRICS_PORT"] = str(metrics_ports[role])
+            own = replace(settings, slot=f"dev-{role}", metrics_port=metrics_ports.get(role))
+            role_env = {**env, **own.to_env()}
             children[role] = spawn([sys.executable, "-m", "streams.cli", role], env=role_env)
         wait_for_http_ok(f"http://{settings.api_host}:{settings.api_port}/healthz", children)
         _print_banner(settings, token, broker, _metrics_urls(settings, metrics_ports))
