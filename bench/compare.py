@@ -8,6 +8,10 @@ Workloads (issue 15; ``--scale 1`` is the issue's full size):
   each created ``--lead-s`` ahead (25 s at scale 1);
 * burst: 20,000 x scale one-time tasks due at one instant.
 
+A third "system", bare-aiohttp, is the floor: the same client in one process
+with a loop timer per call and no scheduler. When it is late, the machine is
+the limit (a shared box, the sink), not either scheduler.
+
 Each system runs alone (one after the other), both workloads, against the one
 callback sink (an aiohttp server on 127.0.0.1 in this process recording the
 receive time and the firing's identity). Measured per workload: delivered and
@@ -168,7 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=float, default=0.1, help="1 = the issue's full size")
     parser.add_argument("--lead-s", type=float, help="create ahead (default 25 x scale, >= 10)")
     parser.add_argument("--timeout-s", type=float, default=180.0, help="after the last due time")
-    parser.add_argument("--systems", default="kronwheel,apscheduler")
+    parser.add_argument(
+        "--systems",
+        default="kronwheel,apscheduler,bare-aiohttp",
+        help="bare-aiohttp: no scheduler, a timer per call (the floor of the HTTP path)",
+    )
     parser.add_argument("--out", type=Path, default=Path(".artifacts") / "bench")
     parser.add_argument(
         "--roles",
@@ -196,8 +204,8 @@ def main(argv: list[str] | None = None) -> int:
                 Path(work, "kronwheel").mkdir()
                 kind = KronwheelRoles if args.roles else KronwheelDev
                 system = kind(Path(work) / "kronwheel")
-            elif name == "apscheduler":
-                system = ApsBaseline(Path(work))
+            elif name in ("apscheduler", "bare-aiohttp"):
+                system = ApsBaseline(Path(work), bare=name == "bare-aiohttp")
             else:
                 parser.error(f"unknown system {name!r}")
             runs[name] = run_system(system, sink, args)

@@ -180,10 +180,13 @@ def task_body(key: str, due_ms: int, url: str) -> dict[str, Any]:
 
 
 class ApsBaseline:
-    name = "apscheduler"
+    """APScheduler 3 in one process; ``bare=True``: the same process without a
+    scheduler (a loop timer per call), the floor of the HTTP path on this machine."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, bare: bool = False) -> None:
         self.work = work
+        self.bare = bare
+        self.name = "bare-aiohttp" if bare else "apscheduler"
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -194,7 +197,7 @@ class ApsBaseline:
     def start(self, timeout_s: float = 30.0) -> None:
         # Not procs.spawn: this child is fed over stdin, and exits when stdin closes.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.aps_baseline"],
+            [sys.executable, "-m", "bench.aps_baseline", *(["--bare"] if self.bare else [])],
             env=clean_env(),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -1,7 +1,7 @@
 """`python -m bench compare` end to end at a tiny scale (a few hundred tasks per system).
 
 Skipped unless KRONWHEEL_BENCH_SMOKE=1: it starts `kronwheel dev` and the
-APScheduler baseline one after the other and takes about a minute, which the
+APScheduler baseline and the bare client one after the other and takes about a minute, which the
 normal suite should not pay. It checks that the instrument works (every task
 counted, CPU and memory read from /proc), not how fast anything is."""
 
@@ -25,7 +25,7 @@ def test_compare_measures_both_systems_on_both_workloads(tmp_path: Path) -> None
     pytest.importorskip("apscheduler", reason="the baseline needs APScheduler 3 (test extra)")
     assert main(["--scale", "0.005", "--lead-s", "6", "--out", str(tmp_path)]) == 0
     summary = json.loads((tmp_path / "compare.json").read_text())
-    for system in ("kronwheel", "apscheduler"):
+    for system in ("kronwheel", "apscheduler", "bare-aiohttp"):
         run = summary["systems"][system]
         for workload, count in (("steady", 500), ("burst", 100)):
             result = run[workload]
