@@ -6,32 +6,31 @@ import logging
 
 import pytest
 
-from streams.dispatching.summary import MAX_SAMPLES, FiringSummary
+from streams.dispatching.summary import MAX_SAMPLES, FiringTally
 
 
-def test_one_line_per_partition_once_an_interval_has_passed(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    summary = FiringSummary(every_s=30, now_s=100.0)
+def test_one_line_per_interval_with_count_and_lateness(caplog: pytest.LogCaptureFixture) -> None:
+    tally = FiringTally(now_s=100.0)
     for lateness in range(1, 101):
-        summary.add(2, lateness)
-    summary.add(0, 7)
-    assert summary.maybe_log(129.9) == [], "not yet"
+        tally.add(lateness)
     with caplog.at_level(logging.INFO, logger="streams.dispatching.summary"):
-        lines = summary.maybe_log(130.0)
-    assert lines == [
-        "partition 0: 1 firings in 30s, lateness p50=7ms p99=7ms max=7ms",
-        "partition 2: 100 firings in 30s, lateness p50=51ms p99=99ms max=100ms",
-    ]
-    assert [r.getMessage() for r in caplog.records] == lines
-    assert summary.maybe_log(170.0) == [], "a quiet interval logs nothing"
+        line = tally.summarize(2, now_s=160.0)
+    assert line == "partition 2: 100 firings in 60s, lateness p50=51ms p99=99ms max=100ms"
+    assert [r.getMessage() for r in caplog.records] == [line]
+    assert tally.summarize(2, now_s=220.0) is None, "a quiet interval logs nothing"
+    tally.add(-5)  # early (a clock a little ahead) counts too
+    assert tally.summarize(2, now_s=280.0) == (
+        "partition 2: 1 firings in 60s, lateness p50=-5ms p99=-5ms max=-5ms"
+    )
 
 
-def test_samples_stay_bounded_and_the_count_exact() -> None:
-    summary = FiringSummary(every_s=1, now_s=0.0)
+def test_samples_stay_bounded_and_the_count_and_max_exact() -> None:
+    tally = FiringTally(now_s=0.0)
     for n in range(MAX_SAMPLES * 3):
-        summary.add(1, n % 1000)
-    assert len(summary._samples[1]) == MAX_SAMPLES
-    (line,) = summary.maybe_log(1.0)
-    assert line.startswith(f"partition 1: {MAX_SAMPLES * 3} firings in 1s")
-    assert "max=999ms" in line
+        tally.add(n % 1000)
+    tally.add(123_456)
+    assert len(tally._samples) == MAX_SAMPLES
+    line = tally.summarize(1, now_s=1.0)
+    assert line is not None
+    assert line.startswith(f"partition 1: {MAX_SAMPLES * 3 + 1} firings in 1s")
+    assert line.endswith("max=123456ms")
