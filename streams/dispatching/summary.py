@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import random
 
-log = logging.getLogger(__name__)
+# The dispatcher's logger: the summary stands in for its per-firing lines.
+log = logging.getLogger("streams.dispatching.dispatcher")
 
 # Lateness samples kept per partition and interval; beyond this a uniform
 # reservoir keeps the percentiles honest and the memory bounded.
