@@ -42,6 +42,7 @@ from streams.dispatching.outputs import (
     outputs_of,
     release,
     skip_duplicate,
+    summarize_and_prune,
     take,
 )
 from streams.kafka.clients import drop_reassigned
@@ -64,7 +65,7 @@ T = TypeVar("T")
 MAX_BATCH = 500
 IDLE_POLL_S = 0.1
 BUSY_POLL_S = 0.02
-PRUNE_EVERY_S = 60.0
+PRUNE_EVERY_S = 60.0  # also the interval of the per-partition INFO summary
 # Records read ahead of the slowest unfinished one, over all partitions, before
 # the dispatcher stops fetching: bounds memory when one target is slow.
 READ_AHEAD_FACTOR = 4
@@ -347,10 +348,8 @@ class Dispatcher:
         if now - self._pruned_at < PRUNE_EVERY_S:
             return
         self._pruned_at = now
-        floor = self.clock.now_ms() - RECENT_WINDOW_MS
         with self._lock:
-            for state in self.partitions.values():
-                state.recent.prune(floor)
+            summarize_and_prune(self.partitions, self.clock.now_ms(), now)
 
     async def _drain(self, notifier: OutcomeNotifier) -> None:
         """On stop: let running targets finish (bounded), record and commit them."""

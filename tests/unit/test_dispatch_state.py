@@ -6,6 +6,8 @@ import asyncio
 from collections import Counter
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.core.clock import FakeClock
 from streams.core.ratelimit import TokenBucket
@@ -87,6 +89,54 @@ async def test_host_limits_bound_calls_per_host_not_across_hosts() -> None:
     release.set()
     await asyncio.gather(*calls)
     assert dict(peak) == {"a": 2, "b": 2}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("add"), st.integers(0, 40), st.integers(0, 300_000)),
+            st.tuples(st.just("prune"), st.integers(0, 300_000), st.just(0)),
+            st.tuples(st.just("check"), st.integers(0, 40), st.integers(0, 300_000)),
+        ),
+        max_size=60,
+    )
+)
+def test_recent_fire_ids_agree_with_a_plain_dict_of_the_window(
+    steps: list[tuple[str, int, int]],
+) -> None:
+    """Minute buckets answer as a dict of everything recorded would: RECORDED or
+    FRESH inside the window (first offset kept), ASK_STORE below its floor."""
+    recent = RecentFireIds(0, {})
+    recorded: dict[str, tuple[int, int]] = {}
+    floor = 0
+    for n, (step, a, b) in enumerate(steps):
+        fire_id = f"t{a}:{b}:1"  # as a fire id does, it names its scheduled time
+        if step == "add":
+            recent.add(fire_id, b, n)
+            recorded.setdefault(fire_id, (b, n))
+        elif step == "prune":
+            recent.prune(a)
+            floor = max(floor, a)
+        else:
+            verdict = recent.check(fire_id, b)
+            if b < floor:
+                assert verdict is Verdict.ASK_STORE
+            elif fire_id in recorded:
+                assert verdict is Verdict.RECORDED
+                assert recent.recorded_offset(fire_id) == recorded[fire_id][1]
+            else:
+                assert verdict is Verdict.FRESH
+        assert len(recent) == sum(1 for s, _ in recorded.values() if s >= floor)
+
+
+def test_pruning_drops_whole_minutes_and_keeps_offset_zero_apart_from_none() -> None:
+    recent = RecentFireIds(0, {"a:10:1": (10, 0), "b:70000:1": (70_000, None)})
+    assert recent.recorded_offset("a:10:1") == 0
+    assert recent.recorded_offset("b:70000:1") is None
+    recent.prune(60_000)
+    assert recent.recorded_offset("a:10:1") is None, "its minute is gone"
+    assert recent.check("b:70000:1", 70_000) is Verdict.RECORDED
 
 
 def test_outcomes_are_checked_for_a_race_only_just_after_an_assignment() -> None:
