@@ -136,3 +136,12 @@ def test_recent_fire_ids_do_not_depend_on_the_local_clock(history: ExecutionHist
     assert history.recent_fire_ids(4, far) == {
         r.fire_id: (r.scheduled_at_ms, i) for i, r in enumerate(rows)
     }
+
+
+def test_a_window_of_any_width_reads_only_what_is_there(history: ExecutionHistory) -> None:
+    """The widest window a caller can ask for (all of time) answers at once, oldest first,
+    and stops at the limit (on Cassandra it once built a query per calendar day)."""
+    rows = [result(f"w{i}", BASE + i * 3 * DAY_MS) for i in range(4)]
+    history.record_executions(rows)
+    assert history.executions_between(0, 2**62) == rows
+    assert history.executions_between(0, 2**62, limit=2) == rows[:2]

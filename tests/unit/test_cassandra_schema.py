@@ -28,6 +28,7 @@ def test_history_tables_use_the_configured_keyspace_and_never_create_it() -> Non
         "kw_prod.executions_by_day",
         "kw_prod.fire_ids_by_partition",
         "kw_prod.partition_hours",
+        "kw_prod.history_days",
     ]
     assert all(s.startswith("CREATE TABLE IF NOT EXISTS") for s in found)
     assert not any("kronwheel" in s for s in found)

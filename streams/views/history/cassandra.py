@@ -105,6 +105,12 @@ class CassandraHistoryStore:
             f"INSERT INTO {ks}.partition_hours (due_partition, hour) VALUES (?, ?) "
             "USING TTL ? AND TIMESTAMP ?"
         )
+        self._insert_day = prepare(
+            f"INSERT INTO {ks}.history_days (anchor, day) VALUES (0, ?) USING TTL ? AND TIMESTAMP ?"
+        )
+        self._select_days = prepare(
+            f"SELECT day FROM {ks}.history_days WHERE anchor = 0 AND day >= ? AND day <= ?"
+        )
         self._select_partition_hours = prepare(
             f"SELECT hour FROM {ks}.partition_hours WHERE due_partition = ? AND hour >= ?"
         )
@@ -171,6 +177,7 @@ class CassandraHistoryStore:
             self._insert_by_task,
             ((r.scheduled_at_ms // DAY_MS, *result_values(r), ttl, stamp) for r, _ in rows),
         )
+        self._run(self._insert_day, {(r.scheduled_at_ms // DAY_MS, ttl, stamp) for r, _ in rows})
         self._run(
             self._insert_bucket,
             {(r.task_id, r.scheduled_at_ms // DAY_MS, ttl, stamp) for r, _ in rows},
@@ -222,13 +229,25 @@ class CassandraHistoryStore:
     ) -> list[ExecutionResult]:
         if end_ms <= start_ms:
             return []
-        days = range(start_ms // DAY_MS, (end_ms - 1) // DAY_MS + 1)
-        answers = self._run(
-            self._select_by_day,
-            ((day, shard, start_ms, end_ms, limit) for day in days for shard in range(DAY_SHARDS)),
-        )
-        rows = [result_from_columns(row) for answer in answers for row in answer]
-        rows.sort(key=lambda r: (r.scheduled_at_ms, r.fire_id))
+        # Only the days that hold rows (history_days, one partition), oldest first,
+        # until the limit is reached: a window of any width costs the days it covers
+        # that have history, never one query per calendar day.
+        days = [
+            row["day"]
+            for row in self._session.execute(
+                self._select_days, (_day_bound(start_ms), _day_bound(end_ms - 1))
+            )
+        ]
+        rows: list[ExecutionResult] = []
+        for day in sorted(days):
+            answers = self._run(
+                self._select_by_day,
+                ((day, shard, start_ms, end_ms, limit) for shard in range(DAY_SHARDS)),
+            )
+            found = [result_from_columns(row) for answer in answers for row in answer]
+            rows.extend(sorted(found, key=lambda r: (r.scheduled_at_ms, r.fire_id)))
+            if len(rows) >= limit:
+                break
         return rows[:limit]
 
     def recorded(self, fire_ids: Sequence[str]) -> dict[str, RecordedExecution]:
@@ -267,6 +286,11 @@ class CassandraHistoryStore:
 
     def close(self) -> None:
         self._cluster.shutdown()
+
+
+def _day_bound(instant_ms: int) -> int:
+    """The day of an instant, clamped to the int column (a window may reach any instant)."""
+    return max(-(2**31), min(2**31 - 1, instant_ms // DAY_MS))
 
 
 def split_contact_points(points: Sequence[str]) -> tuple[list[str], int]:
