@@ -28,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
         "dev", help="everything on one machine: embedded broker, SQLite, all roles, web page"
     )
     dev.add_argument("--port", type=int, help="API/web port (default 8080 or KRONWHEEL_API_PORT)")
+    dev.add_argument(
+        "--reset",
+        action="store_true",
+        help="delete the data directory first: start from nothing (tasks, history, tokens)",
+    )
     commands.add_parser("api", help="run the REST API and web page")
     commands.add_parser("processor", help="run a timewheel processor")
     commands.add_parser("dispatcher", help="run a dispatcher")
@@ -116,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dev":
         from streams.ops.dev import run_dev
 
-        return run_dev(settings, port=args.port)
+        return run_dev(settings, port=args.port, reset=args.reset)
     if args.command == "api":
         from streams.api.app import run_api
 
