@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("api", help="run the REST API and web page")
     commands.add_parser("processor", help="run a timewheel processor")
     commands.add_parser("dispatcher", help="run a dispatcher")
+    commands.add_parser("keeper", help="copy the embedded broker to disk (kronwheel dev runs it)")
     commands.add_parser(
         "bench", help="whole-pipeline benchmarks: steady | burst | capacity", add_help=False
     )
@@ -134,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         from streams.dispatch import run_dispatcher
 
         run_dispatcher(_require_bootstrap(settings))
+    elif args.command == "keeper":
+        from streams.ops.keeper import run_keeper
+
+        run_keeper(_require_bootstrap(settings))
     elif args.command == "topics":
         _topics(_require_bootstrap(settings), args.action)
     elif args.command == "status":

@@ -21,20 +21,25 @@ import signal
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from streams.config import Settings
 from streams.kafka.broker import EmbeddedBroker, free_loopback_port
-from streams.kafka.topics import ensure_topics
+from streams.kafka.topics import STATE, ensure_topics
+from streams.ops.durable import JOURNAL_ENV, open_kept_log
+from streams.ops.restore import restore_broker
 from streams.ops.server import start_ops_server
 from streams.ops.supervisor import RoleSpec, Supervisor
 
 log = logging.getLogger(__name__)
 
 ROLES = ("processor", "dispatcher", "api")
+# With the embedded broker, the keeper copies it to disk (streams.ops.keeper).
+KEEPER = "keeper"
 # Roles that serve /metrics on an ops port of their own; the API serves it on its port.
-OPS_ROLES = ("processor", "dispatcher")
+OPS_ROLES = (KEEPER, "processor", "dispatcher")
 LOOPBACK_ALLOWLIST = ("127.0.0.0/8", "::1")
 DEV_SESSION_TIMEOUT_MS = 6000
 CHECK_EVERY_S = 0.2
@@ -69,12 +74,17 @@ def reset_data_dir(settings: Settings) -> None:
         log.warning("reset: deleted the data directory %s", settings.data_dir.resolve())
 
 
-def _role_specs(settings: Settings, ops_ports: dict[str, int]) -> list[RoleSpec]:
+def _role_specs(
+    settings: Settings, ops_ports: dict[str, int], kept_path: Path | None
+) -> list[RoleSpec]:
     env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
     specs = []
-    for role in ROLES:
+    roles = (KEEPER, *ROLES) if kept_path is not None else ROLES
+    for role in roles:
         # A fixed slot: a restarted role takes its predecessor's place (and fences it).
         role_env = {**env, "KRONWHEEL_SLOT": f"dev-{role}"}
+        if role == "api" and kept_path is not None:
+            role_env[JOURNAL_ENV] = str(kept_path)
         if role in ops_ports:
             role_env["KRONWHEEL_METRICS_PORT"] = str(ops_ports[role])
             ready = f"http://{settings.metrics_host}:{ops_ports[role]}/readyz"
@@ -99,15 +109,11 @@ def run_dev(settings: Settings, port: int | None = None, reset: bool = False) ->
         if not settings.bootstrap_servers:
             broker = EmbeddedBroker(log_path=settings.data_dir / "broker.log").start()
             settings = settings.with_bootstrap(broker.bootstrap_servers)
-            # The embedded broker starts empty, so history from an earlier run
-            # would describe tasks that no longer exist anywhere.
-            for suffix in ("", "-wal", "-shm"):
-                path = settings.history_db_path.with_name(settings.history_db_path.name + suffix)
-                path.unlink(missing_ok=True)
         ensure_topics(settings)
+        kept_path = _restore(settings) if broker is not None else None
         settings = _dev_settings(settings, token)
         ops_ports = {role: free_loopback_port() for role in OPS_ROLES}
-        supervisor = Supervisor(_role_specs(settings, ops_ports), clock=time.monotonic)
+        supervisor = Supervisor(_role_specs(settings, ops_ports, kept_path), clock=time.monotonic)
         supervisor.start_all()
         ops = start_ops_server(
             settings.metrics_host, 0, lambda: _readiness(supervisor), "dev supervisor"
@@ -133,6 +139,22 @@ def run_dev(settings: Settings, port: int | None = None, reset: bool = False) ->
             signal.signal(signum, handler)
         print("kronwheel dev stopped", flush=True)
     return exit_code
+
+
+def _restore(settings: Settings) -> Path:
+    """Fill the fresh embedded broker from the kept log; returns the log's path."""
+    kept = open_kept_log(settings.data_dir, settings.topic(STATE))
+    try:
+        report = restore_broker(settings, kept)
+        counts = kept.counts()
+    finally:
+        kept.close()
+    print(
+        f"kronwheel dev: {report.describe()} from {kept.path} "
+        f"({', '.join(f'{t}: {n}' for t, n in sorted(counts.items())) or 'nothing kept yet'})",
+        flush=True,
+    )
+    return kept.path
 
 
 def _supervise(
@@ -183,7 +205,7 @@ def _print_banner(
     metrics_urls: dict[str, str],
 ) -> None:
     where = (
-        f"embedded broker (Tansu, in memory) on {settings.bootstrap_servers}"
+        f"embedded broker (Tansu, in memory, kept on disk) on {settings.bootstrap_servers}"
         if broker
         else f"broker {settings.bootstrap_servers}"
     )
