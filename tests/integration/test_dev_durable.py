@@ -11,6 +11,7 @@ KRONWHEEL_LONG_DURABLE=1 runs the issue's full variant (lead times up to 3 min).
 from __future__ import annotations
 
 import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -127,3 +128,32 @@ def test_a_sigkilled_tree_restarts_with_every_task(dev: DevRun) -> None:
         _, body = dev.api.get(f"/v1/tasks/{task_id}/executions")
         assert [e["fire_id"] for e in body["executions"]].count(key) == 1, body
     assert len(doubled) <= 2, doubled
+
+
+def test_a_202_survives_even_when_the_keeper_has_copied_nothing(dev: DevRun) -> None:
+    """The API writes each command to the kept log before it answers 202: with the
+    keeper frozen (SIGSTOP), the tree SIGKILLed, every accepted task still fires."""
+    dev.start().wait_running()
+    keeper = dev.role_pid("keeper")
+    assert keeper is not None
+    os.kill(keeper, signal.SIGSTOP)
+    with CallbackSink() as sink:
+        start = now_ms()
+        created = {
+            create(
+                dev,
+                {
+                    "name": f"acked-{i}",
+                    "schedule": {"at": format_rfc3339_ms(start + 3_000 + i * 300)},
+                    "target": {"http": {"url": sink.url}},
+                },
+            )
+            for i in range(10)
+        }
+        dev.kill_tree()
+        dev.start().wait_running()
+        wait_until(lambda: created <= task_ids(sink.received()), 60, "every acknowledged task")
+        time.sleep(1)
+        callbacks = sink.received()
+    keys = Counter(c.headers["Idempotency-Key"] for c in callbacks)
+    assert len(keys) == len(created), keys
