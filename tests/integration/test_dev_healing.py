@@ -47,7 +47,7 @@ def test_each_role_is_restarted_and_nothing_is_lost_or_doubled(dev: DevRun) -> N
     dev.start().wait_running()
     tasks: dict[str, str] = {}  # task id -> name
     with CallbackSink() as sink:
-        for role in ("processor", "dispatcher", "api"):
+        for role in ("processor", "dispatcher", "keeper", "api"):
             now_ms = time.time_ns() // 1_000_000
             # Due while the role is down or coming back, and after.
             for lead_s in (1, 4, 8, 12, 20):
@@ -84,3 +84,5 @@ def test_each_role_is_restarted_and_nothing_is_lost_or_doubled(dev: DevRun) -> N
     assert "restarted the processor" in dev.log()
     assert "restarted the dispatcher" in dev.log()
     assert "restarted the api" in dev.log()
+    assert "restarted the keeper" in dev.log()
+    assert f"data directory   : {dev.data_dir}" in dev.log()
