@@ -45,9 +45,16 @@ CREATE TABLE IF NOT EXISTS kept (
     live INTEGER NOT NULL DEFAULT 0,   -- the latest value of its key (tasks.state only)
     PRIMARY KEY (topic, part, off)
 );
-CREATE INDEX IF NOT EXISTS kept_live ON kept (topic, part, key) WHERE live = 1;
+CREATE INDEX IF NOT EXISTS kept_by_key ON kept (topic, part, key, off);
+-- What a prune may delete: everything but the live states (millions of them).
+CREATE INDEX IF NOT EXISTS kept_not_live ON kept (topic, part, off) WHERE live = 0;
 CREATE TABLE IF NOT EXISTS positions (
     topic TEXT NOT NULL, part INTEGER NOT NULL, next_off INTEGER NOT NULL,
+    PRIMARY KEY (topic, part)
+);
+-- tasks.state is restored only below the cut: see streams.ops.keeper.PruneCycle.
+CREATE TABLE IF NOT EXISTS state_cut (
+    topic TEXT NOT NULL, part INTEGER NOT NULL, cut INTEGER NOT NULL,
     PRIMARY KEY (topic, part)
 );
 CREATE TABLE IF NOT EXISTS consumers (
@@ -170,21 +177,77 @@ class KeptLog:
                     )
 
     def prune(
-        self, lows: Mapping[Partition, int], committed: Mapping[tuple[str, str, int], int]
+        self,
+        lows: Mapping[Partition, int],
+        committed: Mapping[tuple[str, str, int], int],
+        state_cut: Mapping[Partition, int],
     ) -> int:
-        """Drop what every reader is past (live states stay); remember the offsets used."""
+        """Drop what every reader is past; remember the offsets and the state cut used.
+
+        A state record is dropped only when it is below the cut too, and when a
+        newer record of its key below the cut replaces it (or it is a tombstone):
+        only state below the cut is ever restored, so what replaces a dropped
+        record must be restorable.
+        """
         with locked_transaction(self._conn, self._lock):
             dropped = 0
             for (topic, part), low in lows.items():
+                if topic != self.state_topic:
+                    dropped += self._conn.execute(
+                        "DELETE FROM kept WHERE topic = ? AND part = ? AND off < ? AND live = 0",
+                        (topic, part, low),
+                    ).rowcount
+                    continue
+                cut = state_cut.get((topic, part), 0)
                 dropped += self._conn.execute(
-                    "DELETE FROM kept WHERE topic = ? AND part = ? AND off < ? AND live = 0",
-                    (topic, part, low),
+                    """DELETE FROM kept WHERE topic = ? AND part = ? AND off < ? AND live = 0
+                       AND (value IS NULL OR EXISTS (
+                           SELECT 1 FROM kept AS newer
+                           WHERE newer.topic = kept.topic AND newer.part = kept.part
+                             AND newer.key = kept.key AND newer.off > kept.off
+                             AND newer.off < ?))""",
+                    (topic, part, min(low, cut), cut),
                 ).rowcount
             self._conn.execute("DELETE FROM consumers")
             self._conn.executemany(
                 "INSERT INTO consumers (consumer, topic, part, committed) VALUES (?, ?, ?, ?)",
                 [(c, t, p, o) for (c, t, p), o in committed.items()],
             )
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO state_cut (topic, part, cut) VALUES (?, ?, ?)",
+                [(t, p, o) for (t, p), o in state_cut.items()],
+            )
+        return dropped
+
+    def truncate_state(self) -> int:
+        """Before a restore: drop the state at or past the cut, so what is restored is a
+        state whose firings are all kept. The key's previous value becomes live again."""
+        with locked_transaction(self._conn, self._lock):
+            cuts = dict(
+                ((t, p), c)
+                for t, p, c in self._conn.execute("SELECT topic, part, cut FROM state_cut")
+            )
+            dropped = 0
+            parts = self._conn.execute(
+                "SELECT DISTINCT part FROM kept WHERE topic = ?", (self.state_topic,)
+            ).fetchall()
+            for (part,) in parts:
+                cut = cuts.get((self.state_topic, part), 0)
+                keys = self._conn.execute(
+                    "SELECT DISTINCT key FROM kept WHERE topic = ? AND part = ? AND off >= ?",
+                    (self.state_topic, part, cut),
+                ).fetchall()
+                dropped += self._conn.execute(
+                    "DELETE FROM kept WHERE topic = ? AND part = ? AND off >= ?",
+                    (self.state_topic, part, cut),
+                ).rowcount
+                self._conn.executemany(
+                    """UPDATE kept SET live = 1 WHERE topic = ? AND part = ? AND key = ?
+                       AND value IS NOT NULL AND off = (
+                           SELECT max(off) FROM kept AS k WHERE k.topic = kept.topic
+                           AND k.part = kept.part AND k.key = kept.key)""",
+                    [(self.state_topic, part, key) for (key,) in keys],
+                )
         return dropped
 
     def renumber(self, topic: str, part: int, old: Sequence[int], new: Sequence[int]) -> None:
@@ -203,7 +266,13 @@ class KeptLog:
             )
 
     def reset_positions(self, positions: Mapping[Partition, int]) -> None:
+        """After a restore: where the keeper reads on the new broker; the cut is the end."""
         with locked_transaction(self._conn, self._lock):
+            self._conn.execute("DELETE FROM state_cut")
+            self._conn.executemany(
+                "INSERT INTO state_cut (topic, part, cut) VALUES (?, ?, ?)",
+                [(t, p, o) for (t, p), o in positions.items() if t == self.state_topic],
+            )
             self._conn.execute("DELETE FROM positions")
             self._conn.executemany(
                 "INSERT INTO positions (topic, part, next_off) VALUES (?, ?, ?)",

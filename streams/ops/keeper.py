@@ -23,7 +23,8 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import FrameType
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
@@ -100,11 +101,15 @@ def _byte_headers(headers: object) -> list[tuple[str, bytes | None]] | None:
     return [(k, v.encode() if isinstance(v, str) else v) for k, v in headers]
 
 
-class PruneCycle:
-    """Offsets first, then ends, then wait for the copy to reach the ends."""
+class CatchUp:
+    """Wait for the copy to reach ends queried at some moment.
 
-    def __init__(self, committed: dict[tuple[str, str, int], int], ends: dict[Partition, int]):
-        self.committed = committed
+    The dev broker reports an end as the start of the partition's last batch + 1;
+    once the copy reaches that, the batch is being read and its true end is at
+    most the high watermark reported by the fetch that brought it, so that
+    becomes the target. On Kafka the queried end is already right."""
+
+    def __init__(self, ends: dict[Partition, int]) -> None:
         self.ends = ends
         self.targets: dict[Partition, int] = {}
 
@@ -116,12 +121,46 @@ class PruneCycle:
             if tp not in self.targets:
                 if position < end:
                     return False
-                # The batch that holds the queried end is being read: its end is at
-                # most the high watermark reported by the fetch that brought it.
                 self.targets[tp] = max(end, cached_high.get(tp, end))
             if position < self.targets[tp]:
                 return False
         return True
+
+
+@dataclass
+class PruneCycle:
+    """One prune, in two phases; each waits for the copy to reach ends queried after
+    what it must cover.
+
+    1. The consumers' offsets (``committed``), then every partition's end: once
+       the copy reaches them, everything those consumers had consumed has its
+       consequences on disk (their transactions committed before the ends).
+    2. The state copied so far (``state_cut``), then the due partitions' ends:
+       once the copy reaches them, every firing of a transaction whose state is
+       below the cut is on disk too. Only state below the cut is restored, so
+       a restored task never has moved past a firing that was not kept.
+    """
+
+    committed: dict[tuple[str, str, int], int]
+    first: CatchUp
+    due_topic: str
+    state_topic: str
+    state_cut: dict[Partition, int] | None = None
+    second: CatchUp | None = None
+
+    def step(
+        self,
+        positions: Mapping[Partition, int],
+        cached_high: Mapping[Partition, int],
+        due_ends: Callable[[], dict[Partition, int]],
+    ) -> bool:
+        """Advance; True once both phases are done."""
+        if self.second is None:
+            if not self.first.reached(positions, cached_high):
+                return False
+            self.state_cut = {tp: o for tp, o in positions.items() if tp[0] == self.state_topic}
+            self.second = CatchUp(due_ends())
+        return self.second.reached(positions, cached_high)
 
 
 class Keeper:
@@ -177,9 +216,12 @@ class Keeper:
                     self._caught_up = True
                 if cycle is None and time.monotonic() - cycle_at >= PRUNE_EVERY_S:
                     cycle, cycle_at = self._start_cycle(), time.monotonic()
-                if cycle is not None and cycle.reached(self._positions(), self._cached_highs()):
+                if cycle is not None and cycle.step(
+                    self._positions(), self._cached_highs(), self._due_ends
+                ):
+                    assert cycle.state_cut is not None
                     lows = low_watermarks(self.readers, cycle.committed, self.partitions)
-                    dropped = self.kept.prune(lows, cycle.committed)
+                    dropped = self.kept.prune(lows, cycle.committed, cycle.state_cut)
                     if dropped:
                         log.debug("keeper pruned %d records", dropped)
                     cycle = None
@@ -237,11 +279,23 @@ class Keeper:
     def _start_cycle(self) -> PruneCycle:
         committed = group_offsets(self._probes, self.partitions)
         committed.update(projector_offsets(self.settings, DEV_PROJECTOR))
+        return PruneCycle(
+            committed,
+            CatchUp(self._ends(self.partitions)),
+            due_topic=self.settings.topic(DUE),
+            state_topic=self.settings.topic(STATE),
+        )
+
+    def _ends(self, partitions: list[Partition]) -> dict[Partition, int]:
         ends: dict[Partition, int] = {}
-        for t, p in self.partitions:
+        for t, p in partitions:
             _, high = self._consumer.get_watermark_offsets(TopicPartition(t, p), timeout=10)
             ends[(t, p)] = int(high)
-        return PruneCycle(committed, ends)
+        return ends
+
+    def _due_ends(self) -> dict[Partition, int]:
+        due = self.settings.topic(DUE)
+        return self._ends([tp for tp in self.partitions if tp[0] == due])
 
     def _readiness(self) -> tuple[bool, dict[str, object]]:
         return self._caught_up and not self._stop.is_set(), {"kept": str(self.kept.path)}

@@ -50,6 +50,9 @@ def restore_broker(settings: Settings, kept: KeptLog) -> RestoreReport:
     started = time.monotonic()
     report = RestoreReport()
     producer = Producer(producer_config(settings, "keeper-restore", **{"linger.ms": 20}))
+    truncated = kept.truncate_state()
+    if truncated:
+        log.info("restore: %d state records past the last consistent cut left out", truncated)
     group_committed = kept.committed()
     projector = projector_offsets(settings, DEV_PROJECTOR)
     moved_groups: dict[str, list[TopicPartition]] = {}

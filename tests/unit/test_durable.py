@@ -14,7 +14,7 @@ from streams.ops.durable import (
     low_watermarks,
     translate,
 )
-from streams.ops.keeper import PruneCycle
+from streams.ops.keeper import CatchUp, PruneCycle
 
 STATE = "tasks.state"
 COMMANDS = "tasks.commands"
@@ -48,7 +48,7 @@ def test_only_the_latest_state_of_a_key_survives_a_prune(kept: KeptLog) -> None:
     )
     # The projector has read up to 4: a2 and c1 are live, the tombstone of b and
     # the older a1, b1 are no longer needed by anyone.
-    kept.prune({(STATE, 0): 4}, {("api", STATE, 0): 4})
+    kept.prune({(STATE, 0): 4}, {("api", STATE, 0): 4}, {(STATE, 0): 5})
     assert kept_offsets(kept, STATE) == [2, 4]
     assert [r.value for r in kept.records(STATE, 0)] == [b"a2", b"c1"]
     assert kept.committed() == {("api", STATE, 0): 4}
@@ -57,9 +57,9 @@ def test_only_the_latest_state_of_a_key_survives_a_prune(kept: KeptLog) -> None:
 
 def test_a_tombstone_is_kept_until_its_readers_pass_it(kept: KeptLog) -> None:
     kept.store([rec(STATE, 0, "a", b"a1"), rec(STATE, 1, "a", None)], {(STATE, 0): 2})
-    kept.prune({(STATE, 0): 1}, {})
+    kept.prune({(STATE, 0): 1}, {}, {(STATE, 0): 2})
     assert kept_offsets(kept, STATE) == [1]
-    kept.prune({(STATE, 0): 2}, {})
+    kept.prune({(STATE, 0): 2}, {}, {(STATE, 0): 2})
     assert kept_offsets(kept, STATE) == []
 
 
@@ -69,7 +69,7 @@ def test_commands_are_kept_until_every_reader_is_past_them(kept: KeptLog) -> Non
     committed = {("processors", COMMANDS, 0): 4, ("api", COMMANDS, 0): 2}
     lows = low_watermarks(readers, committed, [(COMMANDS, 0)])
     assert lows == {(COMMANDS, 0): 2}
-    kept.prune(lows, committed)
+    kept.prune(lows, committed, {})
     assert kept_offsets(kept, COMMANDS) == [2, 3, 4]
     # A reader that never committed needs everything.
     assert low_watermarks(readers, {("api", COMMANDS, 0): 9}, [(COMMANDS, 0)]) == {(COMMANDS, 0): 0}
@@ -93,7 +93,7 @@ def test_renumber_moves_records_to_their_new_offsets(kept: KeptLog) -> None:
         (2, b"c"),
     ]
     # Still live after the move: a prune past them keeps them.
-    kept.prune({(STATE, 0): 3}, {})
+    kept.prune({(STATE, 0): 3}, {}, {(STATE, 0): 3})
     assert kept_offsets(kept, STATE) == [0, 1, 2]
     with pytest.raises(ValueError, match="ascending"):
         kept.renumber(STATE, 0, [2, 1], [0, 1])
@@ -120,10 +120,51 @@ def test_headers_round_trip() -> None:
     assert decode_headers(None) is None
 
 
+def test_a_state_past_the_cut_does_not_let_its_predecessor_go(kept: KeptLog) -> None:
+    kept.store([rec(STATE, 0, "a", b"a1"), rec(STATE, 1, "a", b"a2")], {(STATE, 0): 2})
+    # Everyone read both, but a2's firings are not known to be on disk yet (cut 1).
+    kept.prune({(STATE, 0): 2}, {}, {(STATE, 0): 1})
+    assert kept_offsets(kept, STATE) == [0, 1]
+    kept.prune({(STATE, 0): 2}, {}, {(STATE, 0): 2})
+    assert kept_offsets(kept, STATE) == [1]
+
+
+def test_truncate_state_restores_only_below_the_cut(kept: KeptLog) -> None:
+    kept.store(
+        [rec(STATE, 0, "a", b"a1"), rec(STATE, 1, "b", b"b1"), rec(STATE, 2, "a", b"a2")],
+        {(STATE, 0): 3},
+    )
+    kept.prune({(STATE, 0): 0}, {}, {(STATE, 0): 2})
+    assert kept.truncate_state() == 1
+    assert [r.value for r in kept.records(STATE, 0)] == [b"a1", b"b1"]
+    # a1 is a's state again: a later prune keeps it.
+    kept.prune({(STATE, 0): 5}, {}, {(STATE, 0): 5})
+    assert kept_offsets(kept, STATE) == [0, 1]
+
+
 def test_a_prune_cycle_waits_for_the_ends_and_the_batch_behind_them() -> None:
-    cycle = PruneCycle({("g", COMMANDS, 0): 5}, {(STATE, 0): 10})
-    assert not cycle.reached({(STATE, 0): 9}, {(STATE, 0): 14})
+    catch_up = CatchUp({(STATE, 0): 10})
+    assert not catch_up.reached({(STATE, 0): 9}, {(STATE, 0): 14})
     # Reached the queried end: the batch that holds it ends at the reported high mark.
-    assert not cycle.reached({(STATE, 0): 10}, {(STATE, 0): 14})
-    assert not cycle.reached({(STATE, 0): 13}, {(STATE, 0): 20})  # target fixed at 14
-    assert cycle.reached({(STATE, 0): 14}, {(STATE, 0): 20})
+    assert not catch_up.reached({(STATE, 0): 10}, {(STATE, 0): 14})
+    assert not catch_up.reached({(STATE, 0): 13}, {(STATE, 0): 20})  # target fixed at 14
+    assert catch_up.reached({(STATE, 0): 14}, {(STATE, 0): 20})
+
+
+def test_the_state_cut_is_taken_before_the_due_ends_are_asked() -> None:
+    due = "tasks.due"
+    cycle = PruneCycle({}, CatchUp({(STATE, 0): 3}), due_topic=due, state_topic=STATE)
+    asked: list[dict[tuple[str, int], int]] = []
+
+    def due_ends() -> dict[tuple[str, int], int]:
+        asked.append({(due, 0): 7})
+        return asked[-1]
+
+    assert not cycle.step({(STATE, 0): 2, (due, 0): 0}, {}, due_ends)
+    assert asked == []
+    assert not cycle.step({(STATE, 0): 4, (due, 0): 5}, {}, due_ends)
+    assert cycle.state_cut == {(STATE, 0): 4}
+    assert not cycle.step({(STATE, 0): 9, (due, 0): 6}, {}, due_ends)
+    assert cycle.step({(STATE, 0): 9, (due, 0): 7}, {}, due_ends)
+    assert cycle.state_cut == {(STATE, 0): 4}  # the cut does not move with later copies
+    assert len(asked) == 1
