@@ -28,11 +28,15 @@ PARTITION = re.compile(r"restored \S+\[\d+\]: (\d+) records, (\d+) live tasks, .
 
 
 def kept_live_states(data_dir: Path) -> int:
+    """Live task states on disk below the keeper's consistent cut (what a restore restores)."""
     path = data_dir / "kept.sqlite3"
     if not path.exists():
         return 0
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30) as conn:
-        row = conn.execute("SELECT count(*) FROM kept WHERE live = 1").fetchone()
+        row = conn.execute(
+            "SELECT count(*) FROM kept JOIN state_cut USING (topic, part) "
+            "WHERE kept.live = 1 AND kept.off < state_cut.cut"
+        ).fetchone()
     return int(row[0])
 
 
