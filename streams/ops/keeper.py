@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 KEPT_TOPICS = (COMMANDS, STATE, DUE, RESULTS, DEAD)
 PRUNE_EVERY_S = 1.0
+# On SIGTERM, at most this long for a last full cycle (dev waits 10 s, then SIGKILLs).
+STOP_DRAIN_S = 7.0
 MAX_BATCH = 5_000
 POLL_S = 0.2
 # The projector of ``kronwheel dev``'s API (its slot is dev-api).
@@ -208,8 +210,14 @@ class Keeper:
         log.info("keeper copying %d partitions to %s", len(self.partitions), self.kept.path)
         cycle: PruneCycle | None = None
         cycle_at = 0.0
+        stopping_until: float | None = None
         try:
-            while not self._stop.is_set():
+            while stopping_until is None or time.monotonic() < stopping_until:
+                if stopping_until is None and self._stop.is_set():
+                    # A clean stop (the roles are already stopped): one last full
+                    # cycle started now, so the next start restores everything.
+                    stopping_until = time.monotonic() + STOP_DRAIN_S
+                    cycle = self._start_cycle()
                 messages = consume_batch(self._consumer, MAX_BATCH, POLL_S)
                 self._keep(messages)
                 if not messages:
@@ -219,12 +227,11 @@ class Keeper:
                 if cycle is not None and cycle.step(
                     self._positions(), self._cached_highs(), self._due_ends
                 ):
-                    assert cycle.state_cut is not None
-                    lows = low_watermarks(self.readers, cycle.committed, self.partitions)
-                    dropped = self.kept.prune(lows, cycle.committed, cycle.state_cut)
-                    if dropped:
-                        log.debug("keeper pruned %d records", dropped)
+                    self._prune(cycle)
                     cycle = None
+                    if stopping_until is not None:
+                        log.info("keeper: final copy done")
+                        break
         finally:
             if ops is not None:
                 ops.stop()
@@ -232,6 +239,13 @@ class Keeper:
             for probe in self._probes.values():
                 probe.close()
             self.kept.close()
+
+    def _prune(self, cycle: PruneCycle) -> None:
+        assert cycle.state_cut is not None
+        lows = low_watermarks(self.readers, cycle.committed, self.partitions)
+        dropped = self.kept.prune(lows, cycle.committed, cycle.state_cut)
+        if dropped:
+            log.debug("keeper pruned %d records", dropped)
 
     def _keep(self, messages: list[Message]) -> None:
         records = []

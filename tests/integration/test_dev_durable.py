@@ -157,3 +157,53 @@ def test_a_202_survives_even_when_the_keeper_has_copied_nothing(dev: DevRun) -> 
         callbacks = sink.received()
     keys = Counter(c.headers["Idempotency-Key"] for c in callbacks)
     assert len(keys) == len(created), keys
+
+
+def test_a_clean_stop_keeps_every_task_and_its_pause(dev: DevRun) -> None:
+    """Ctrl-C, then start again: pending tasks fire, a paused task stays paused, the
+    history and tokens are still there."""
+    dev.start().wait_running()
+    with CallbackSink() as sink:
+        first = create(
+            dev,
+            {
+                "name": "before-stop",
+                "schedule": {"at": format_rfc3339_ms(now_ms() + 500)},
+                "target": {"http": {"url": sink.url}},
+            },
+        )
+        wait_until(lambda: first in task_ids(sink.received()), 30, "the first firing")
+        paused = create(
+            dev, {"schedule": {"every_ms": 2_000}, "target": {"http": {"url": sink.url}}}
+        )
+        wait_until(lambda: dev.api.get(f"/v1/tasks/{paused}")[0] == 200, 10, "the read model")
+        status, _ = dev.api.post(f"/v1/tasks/{paused}/pause", {})
+        assert status == 202
+        later = create(
+            dev,
+            {
+                "name": "after-restart",
+                "schedule": {"at": format_rfc3339_ms(now_ms() + 20_000)},
+                "target": {"http": {"url": sink.url}},
+            },
+        )
+        wait_until(
+            lambda: dev.api.get(f"/v1/tasks/{paused}")[1].get("status") == "paused", 10, "pause"
+        )
+        assert dev.process is not None
+        dev.process.send_signal(signal.SIGINT)
+        assert dev.process.wait(60) == 0, dev.log()
+        stopped_ms = now_ms()
+        dev.start().wait_running()
+        assert "left out" not in dev.log()  # the keeper finished a full copy at the stop
+        wait_until(lambda: later in task_ids(sink.received()), 60, "the task due after the stop")
+        callbacks = sink.received()
+    assert dev.api.get(f"/v1/tasks/{paused}")[1]["status"] == "paused"
+    assert not [
+        c
+        for c in callbacks
+        if c.headers["Kronwheel-Task-Id"] == paused and c.received_ms > stopped_ms
+    ]
+    _, body = dev.api.get(f"/v1/tasks/{first}/executions")
+    assert len(body["executions"]) == 1, body
+    assert [c.headers["Kronwheel-Task-Id"] for c in callbacks].count(first) == 1
