@@ -7,7 +7,9 @@ is at-least-once by contract), but then the history holds one outcome for it.
 
 from __future__ import annotations
 
+import re
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,4 +87,11 @@ def test_each_role_is_restarted_and_nothing_is_lost_or_doubled(dev: DevRun) -> N
     assert "restarted the dispatcher" in dev.log()
     assert "restarted the api" in dev.log()
     assert "restarted the keeper" in dev.log()
+    url = re.search(r"supervisor\s+(http://\S+/metrics)", dev.log())
+    assert url is not None, dev.log()
+    with urllib.request.urlopen(url.group(1), timeout=5) as response:
+        scraped = response.read().decode()
+    for role in ("processor", "dispatcher", "keeper", "api"):
+        assert f'kronwheel_dev_role_restarts_total{{role="{role}"}} 1.0' in scraped, scraped
+        assert f'kronwheel_dev_role_up{{role="{role}"}} 1.0' in scraped
     assert f"data directory   : {dev.data_dir}" in dev.log()
