@@ -30,13 +30,13 @@ from types import FrameType
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from streams.config import Settings, consumer_config, kafka_config
-from streams.dispatching.kafka_side import group_id as dispatcher_group
+from streams.dispatch import group_id as dispatcher_group
 from streams.kafka.clients import consume_batch
 from streams.kafka.topics import COMMANDS, DEAD, DUE, RESULTS, STATE
 from streams.ops.durable import KeptLog, KeptRecord, Partition, low_watermarks, open_kept_log
 from streams.ops.server import start_ops_server
+from streams.timewheel import group_id as processor_group
 from streams.views.sqlitefile import open_shared_file
-from streams.wheel.processor import group_id as processor_group
 
 log = logging.getLogger(__name__)
 
