@@ -254,15 +254,23 @@ class KeptLog:
         """After a restore: the kept records of a partition now live at ``new`` offsets."""
         if list(old) != sorted(old) or list(new) != sorted(new) or len(old) != len(new):
             raise ValueError(f"renumbering {topic}[{part}] needs two ascending lists of one size")
+        pairs = list(zip(old, new, strict=True))
         with locked_transaction(self._conn, self._lock):
-            # Ascending: a new offset is never above its old one on a fresh broker,
-            # so no row is moved onto one not yet moved. Park them first to be safe.
+            if all(n <= o for o, n in pairs):
+                # The usual case (a fresh broker numbers from 0): moved in ascending
+                # order, no row lands on an offset another row still holds.
+                self._conn.executemany(
+                    "UPDATE kept SET off = ? WHERE topic = ? AND part = ? AND off = ?",
+                    [(n, topic, part, o) for o, n in pairs if n != o],
+                )
+                return
+            # Otherwise park every row on a negative offset first.
             self._conn.execute(
                 "UPDATE kept SET off = -1 - off WHERE topic = ? AND part = ?", (topic, part)
             )
             self._conn.executemany(
                 "UPDATE kept SET off = ? WHERE topic = ? AND part = ? AND off = ?",
-                [(n, topic, part, -1 - o) for o, n in zip(old, new, strict=True)],
+                [(n, topic, part, -1 - o) for o, n in pairs],
             )
 
     def reset_positions(self, positions: Mapping[Partition, int]) -> None:

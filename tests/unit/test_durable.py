@@ -95,6 +95,9 @@ def test_renumber_moves_records_to_their_new_offsets(kept: KeptLog) -> None:
     # Still live after the move: a prune past them keeps them.
     kept.prune({(STATE, 0): 3}, {}, {(STATE, 0): 3})
     assert kept_offsets(kept, STATE) == [0, 1, 2]
+    # Moving up (a broker that was not empty) goes through parking, and collides with nothing.
+    kept.renumber(STATE, 0, [0, 1, 2], [1, 2, 3])
+    assert [r.offset for r in kept.records(STATE, 0)] == [1, 2, 3]
     with pytest.raises(ValueError, match="ascending"):
         kept.renumber(STATE, 0, [2, 1], [0, 1])
 
