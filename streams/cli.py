@@ -7,7 +7,8 @@ import importlib.util
 import subprocess
 import sys
 
-from streams.config import Settings
+from streams.config import InvalidSetting, Settings
+from streams.core.model import Outcome
 from streams.logs import configure_logging
 
 
@@ -80,7 +81,7 @@ def _add_replay_parser(commands: argparse._SubParsersAction[argparse.ArgumentPar
     due.add_argument("--task", help="only this task id")
     due.add_argument(
         "--status",
-        choices=["failed"],
+        choices=[Outcome.FAILED.value],
         help="only firings without a succeeded attempt, re-run as the next attempt",
     )
     due.add_argument("--dry-run", action="store_true", help="print what would be sent")
@@ -116,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         return _run_bench(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except InvalidSetting as exc:
+        raise SystemExit(f"kronwheel: {exc}") from None
     configure_logging(args.log_level, settings.log_format)
 
     if args.command == "dev":

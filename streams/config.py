@@ -1,5 +1,15 @@
 """One frozen settings object, read from the environment once.
 
+The dataclass below is the one table of settings: each field declares its
+type and default, and :func:`_setting` adds the environment variable and a
+line of help. :meth:`Settings.from_env` and :meth:`Settings.to_env` are both
+driven by that table, so a setting cannot be read without being passed on to
+the children of ``kronwheel dev`` (or the other way round).
+
+An unset or empty variable means the default; anything else is parsed, and a
+value that does not parse (or is out of range) stops the process with a
+message naming the variable. An explicit ``0`` is a value, never "unset".
+
 Secrets (the admin token, the signing secret) are kept out of ``repr`` so a
 settings object can be logged. Every librdkafka key is set in
 :func:`kafka_config`, in one place.
@@ -9,155 +19,251 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+import types
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_type_hints
 
 DEFAULT_API_PORT = 8080
+LOG_FORMATS = ("text", "json")
+
+# The contract topics. Their physical names (prefix + name) are computed once,
+# when a Settings object is built; see Settings.topics.
+COMMANDS = "tasks.commands"
+STATE = "tasks.state"
+DUE = "tasks.due"
+RESULTS = "tasks.results"
+DEAD = "tasks.dead"
+CONTRACT_TOPICS = (COMMANDS, STATE, DUE, RESULTS, DEAD)
+
+
+class InvalidSetting(ValueError):
+    """A variable's value does not fit its setting; the message names the variable."""
+
+
+def _setting(
+    env: str,
+    default: Any,
+    help: str,
+    *,
+    minimum: int | None = None,
+    choices: tuple[str, ...] = (),
+    secret: bool = False,
+    default_factory: Callable[[], Any] | None = None,
+) -> Any:
+    """A field of the settings table: its variable, help and checks ride in the metadata."""
+    metadata = {"env": env, "help": help, "minimum": minimum, "choices": choices}
+    if default_factory is not None:
+        return field(default_factory=default_factory, repr=not secret, metadata=metadata)
+    return field(default=default, repr=not secret, metadata=metadata)
+
+
+def _nodename() -> str:
+    return os.uname().nodename
 
 
 @dataclass(frozen=True)
 class Settings:
-    bootstrap_servers: str | None = None
-    topic_prefix: str = ""
-    partitions: int | None = None
-    replication_factor: int | None = None
-    data_dir: Path = Path(".kronwheel")
-    api_host: str = "127.0.0.1"
-    api_port: int = DEFAULT_API_PORT
-    api_token: str | None = field(default=None, repr=False)
-    signing_secret: str | None = field(default=None, repr=False)
-    target_allowlist: tuple[str, ...] = ()
-    cassandra_contact_points: tuple[str, ...] = ()
+    bootstrap_servers: str | None = _setting(
+        "KAFKA_BOOTSTRAP_SERVERS", None, "Kafka brokers, host:port,...; unset in dev = embedded"
+    )
+    topic_prefix: str = _setting("KRONWHEEL_TOPIC_PREFIX", "", "prefix of every topic name")
+    partitions: int | None = _setting(
+        "KRONWHEEL_PARTITIONS",
+        None,
+        "partitions of new topics (default: infra/topics.toml)",
+        minimum=1,
+    )
+    replication_factor: int | None = _setting(
+        "KRONWHEEL_REPLICATION_FACTOR",
+        None,
+        "replication of new topics (default: topics.toml)",
+        minimum=1,
+    )
+    # _setting returns a dataclass field, so nothing is shared between instances.
+    data_dir: Path = _setting(  # noqa: RUF009
+        "KRONWHEEL_DATA_DIR", Path(".kronwheel"), "local state: indexes, SQLite history"
+    )
+    api_host: str = _setting("KRONWHEEL_API_HOST", "127.0.0.1", "address the API listens on")
+    api_port: int = _setting(
+        "KRONWHEEL_API_PORT", DEFAULT_API_PORT, "port the API listens on", minimum=0
+    )
+    api_token: str | None = _setting(
+        "KRONWHEEL_API_TOKEN", None, "the admin token (tenant default)", secret=True
+    )
+    signing_secret: str | None = _setting(
+        "KRONWHEEL_SIGNING_SECRET", None, "HMAC secret for signing webhook calls", secret=True
+    )
+    target_allowlist: tuple[str, ...] = _setting(
+        "KRONWHEEL_TARGET_ALLOWLIST", (), "hosts/CIDRs targets may reach despite the SSRF guard"
+    )
+    cassandra_contact_points: tuple[str, ...] = _setting(
+        "CASSANDRA_CONTACT_POINTS", (), "Cassandra hosts; unset = SQLite views"
+    )
     # Group membership: a dead member's partitions move after this. The dev
     # broker also holds joins for about half of it, so dev and tests use less.
-    session_timeout_ms: int = 10_000
+    session_timeout_ms: int = _setting(
+        "KRONWHEEL_SESSION_TIMEOUT_MS", 10_000, "consumer group session timeout", minimum=1
+    )
     # End-to-end latency follows this on brokers that do not answer a waiting
     # fetch early (the dev broker); 50 ms keeps p99 well under target.
-    fetch_wait_max_ms: int = 50
-    linger_ms: int = 5
-    dispatch_concurrency: int = 256
+    fetch_wait_max_ms: int = _setting(
+        "KRONWHEEL_FETCH_WAIT_MAX_MS", 50, "longest a fetch waits for data", minimum=0
+    )
+    linger_ms: int = _setting("KRONWHEEL_LINGER_MS", 5, "producer batching delay", minimum=0)
+    dispatch_concurrency: int = _setting(
+        "KRONWHEEL_DISPATCH_CONCURRENCY", 256, "target calls in flight per dispatcher", minimum=1
+    )
     # The processor keeps timers due within this horizon in memory; the rest
     # wait in its on-disk index. Runs later than the grace are misfires.
-    wheel_horizon_ms: int = 60_000
-    misfire_grace_ms: int = 10_000
+    wheel_horizon_ms: int = _setting(
+        "KRONWHEEL_WHEEL_HORIZON_MS", 60_000, "timers due within this sit in memory", minimum=1
+    )
+    misfire_grace_ms: int = _setting(
+        "KRONWHEEL_MISFIRE_GRACE_MS", 10_000, "a firing later than this is a misfire", minimum=0
+    )
     # Per target host: calls at once, and calls per second (0 = no rate limit).
-    dispatch_per_host_concurrency: int = 32
-    dispatch_per_host_rate: int = 0
-    cassandra_keyspace: str = "kronwheel"
+    dispatch_per_host_concurrency: int = _setting(
+        "KRONWHEEL_DISPATCH_PER_HOST_CONCURRENCY", 32, "calls at once per target host", minimum=1
+    )
+    dispatch_per_host_rate: int = _setting(
+        "KRONWHEEL_DISPATCH_PER_HOST_RATE", 0, "calls/s per target host, 0 = no limit", minimum=0
+    )
+    cassandra_keyspace: str = _setting(
+        "KRONWHEEL_CASSANDRA_KEYSPACE", "kronwheel", "Cassandra keyspace"
+    )
     # Cassandra rows expire after this (0 = kept forever).
-    history_ttl_s: int = 0
+    history_ttl_s: int = _setting(
+        "KRONWHEEL_HISTORY_TTL_S", 0, "Cassandra row TTL, 0 = forever", minimum=0
+    )
     # Where a role serves /metrics, /healthz and /readyz (0 = an ephemeral port).
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int | None = None
+    metrics_host: str = _setting(
+        "KRONWHEEL_METRICS_HOST", "127.0.0.1", "address of a role's ops server"
+    )
+    metrics_port: int | None = _setting(
+        "KRONWHEEL_METRICS_PORT", None, "port of a role's ops server (0 = any)", minimum=0
+    )
     # A stable name for this process's place in its group ("processor-0"): it
     # becomes the transactional.id, so a restarted process fences its dead
     # predecessor at once. Two live processes of a role must never share one.
-    slot: str = field(default_factory=lambda: os.uname().nodename)
+    slot: str = _setting(
+        "KRONWHEEL_SLOT",
+        None,
+        "stable name of this process in its group",
+        default_factory=_nodename,
+    )
     # "text" for people, "json" (one object per line) for log shippers.
-    log_format: str = "text"
-    instance_id: str = field(default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}")
+    log_format: str = _setting("KRONWHEEL_LOG_FORMAT", "text", "text or json", choices=LOG_FORMATS)
+    # Not a setting but this process's identity (client ids): never passed on
+    # to a child, and not part of equality, so settings round-trip between processes.
+    instance_id: str = field(
+        default_factory=lambda: f"{os.uname().nodename}-{os.getpid()}", compare=False
+    )
+    # Physical topic names, computed once from the prefix (see __post_init__).
+    topics: Mapping[str, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        names = {name: f"{self.topic_prefix}{name}" for name in CONTRACT_TOPICS}
+        object.__setattr__(self, "topics", types.MappingProxyType(names))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from the environment; raises InvalidSetting naming a bad variable."""
         env = os.environ if env is None else env
-        base = cls()
-
-        def text(name: str) -> str | None:
-            value = env.get(name, "").strip()
-            return value or None
-
-        def number(name: str, default: int | None) -> int | None:
-            value = text(name)
-            return int(value) if value is not None else default
-
-        def items(name: str) -> tuple[str, ...]:
-            return tuple(p.strip() for p in (text(name) or "").split(",") if p.strip())
-
-        return cls(
-            bootstrap_servers=text("KAFKA_BOOTSTRAP_SERVERS"),
-            topic_prefix=text("KRONWHEEL_TOPIC_PREFIX") or "",
-            partitions=number("KRONWHEEL_PARTITIONS", None),
-            replication_factor=number("KRONWHEEL_REPLICATION_FACTOR", None),
-            data_dir=Path(text("KRONWHEEL_DATA_DIR") or base.data_dir),
-            api_host=text("KRONWHEEL_API_HOST") or base.api_host,
-            api_port=number("KRONWHEEL_API_PORT", base.api_port) or base.api_port,
-            api_token=text("KRONWHEEL_API_TOKEN"),
-            signing_secret=text("KRONWHEEL_SIGNING_SECRET"),
-            target_allowlist=items("KRONWHEEL_TARGET_ALLOWLIST"),
-            cassandra_contact_points=items("CASSANDRA_CONTACT_POINTS"),
-            session_timeout_ms=number("KRONWHEEL_SESSION_TIMEOUT_MS", base.session_timeout_ms)
-            or base.session_timeout_ms,
-            fetch_wait_max_ms=number("KRONWHEEL_FETCH_WAIT_MAX_MS", base.fetch_wait_max_ms)
-            or base.fetch_wait_max_ms,
-            linger_ms=number("KRONWHEEL_LINGER_MS", base.linger_ms) or 0,
-            dispatch_concurrency=number("KRONWHEEL_DISPATCH_CONCURRENCY", base.dispatch_concurrency)
-            or base.dispatch_concurrency,
-            wheel_horizon_ms=number("KRONWHEEL_WHEEL_HORIZON_MS", base.wheel_horizon_ms)
-            or base.wheel_horizon_ms,
-            misfire_grace_ms=number("KRONWHEEL_MISFIRE_GRACE_MS", base.misfire_grace_ms)
-            or base.misfire_grace_ms,
-            dispatch_per_host_concurrency=number(
-                "KRONWHEEL_DISPATCH_PER_HOST_CONCURRENCY", base.dispatch_per_host_concurrency
-            )
-            or base.dispatch_per_host_concurrency,
-            dispatch_per_host_rate=number(
-                "KRONWHEEL_DISPATCH_PER_HOST_RATE", base.dispatch_per_host_rate
-            )
-            or 0,
-            cassandra_keyspace=text("KRONWHEEL_CASSANDRA_KEYSPACE") or base.cassandra_keyspace,
-            history_ttl_s=number("KRONWHEEL_HISTORY_TTL_S", base.history_ttl_s) or 0,
-            metrics_host=text("KRONWHEEL_METRICS_HOST") or base.metrics_host,
-            metrics_port=number("KRONWHEEL_METRICS_PORT", None),
-            slot=text("KRONWHEEL_SLOT") or base.slot,
-            log_format=(text("KRONWHEEL_LOG_FORMAT") or base.log_format).lower(),
-        )
+        values: dict[str, Any] = {}
+        for item, kind in _table():
+            raw = env.get(item.metadata["env"], "").strip()
+            if raw:
+                values[item.name] = _parse(item, kind, raw)
+        return cls(**values)
 
     def to_env(self) -> dict[str, str]:
-        """The environment that makes ``from_env`` in a child process see these settings."""
-        env = {
-            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers or "",
-            "KRONWHEEL_TOPIC_PREFIX": self.topic_prefix,
-            "KRONWHEEL_DATA_DIR": str(self.data_dir),
-            "KRONWHEEL_API_HOST": self.api_host,
-            "KRONWHEEL_API_PORT": str(self.api_port),
-            "KRONWHEEL_TARGET_ALLOWLIST": ",".join(self.target_allowlist),
-            "CASSANDRA_CONTACT_POINTS": ",".join(self.cassandra_contact_points),
-            "KRONWHEEL_SESSION_TIMEOUT_MS": str(self.session_timeout_ms),
-            "KRONWHEEL_FETCH_WAIT_MAX_MS": str(self.fetch_wait_max_ms),
-            "KRONWHEEL_LINGER_MS": str(self.linger_ms),
-            "KRONWHEEL_DISPATCH_CONCURRENCY": str(self.dispatch_concurrency),
-            "KRONWHEEL_WHEEL_HORIZON_MS": str(self.wheel_horizon_ms),
-            "KRONWHEEL_MISFIRE_GRACE_MS": str(self.misfire_grace_ms),
-            "KRONWHEEL_DISPATCH_PER_HOST_CONCURRENCY": str(self.dispatch_per_host_concurrency),
-            "KRONWHEEL_DISPATCH_PER_HOST_RATE": str(self.dispatch_per_host_rate),
-            "KRONWHEEL_CASSANDRA_KEYSPACE": self.cassandra_keyspace,
-            "KRONWHEEL_HISTORY_TTL_S": str(self.history_ttl_s),
-            "KRONWHEEL_METRICS_HOST": self.metrics_host,
-            "KRONWHEEL_SLOT": self.slot,
-            "KRONWHEEL_LOG_FORMAT": self.log_format,
-        }
-        optional = {
-            "KRONWHEEL_PARTITIONS": self.partitions,
-            "KRONWHEEL_REPLICATION_FACTOR": self.replication_factor,
-            "KRONWHEEL_API_TOKEN": self.api_token,
-            "KRONWHEEL_SIGNING_SECRET": self.signing_secret,
-            "KRONWHEEL_METRICS_PORT": self.metrics_port,
-        }
-        env.update({name: str(value) for name, value in optional.items() if value is not None})
+        """The environment that makes ``from_env`` in a child process see these settings.
+
+        A setting at None is left out (its absence is what None means)."""
+        env: dict[str, str] = {}
+        for item, _kind in _table():
+            value = getattr(self, item.name)
+            if value is not None:
+                env[item.metadata["env"]] = _format(value)
         return env
+
+    @staticmethod
+    def env_name(name: str) -> str:
+        """The variable of a setting (``"slot"`` -> ``KRONWHEEL_SLOT``)."""
+        return str(next(item.metadata["env"] for item, _ in _table() if item.name == name))
 
     def with_bootstrap(self, bootstrap_servers: str) -> Settings:
         return replace(self, bootstrap_servers=bootstrap_servers)
 
     def topic(self, name: str) -> str:
-        """The physical name of a contract topic (``tasks.due`` -> prefix + name)."""
-        return f"{self.topic_prefix}{name}"
+        """The physical name of a topic (``tasks.due`` -> prefix + name)."""
+        try:
+            return self.topics[name]
+        except KeyError:
+            # Topics outside the contract (a benchmark's scratch topic) get the prefix too.
+            return f"{self.topic_prefix}{name}"
 
     @property
     def history_db_path(self) -> Path:
         return self.data_dir / "history.sqlite3"
+
+
+def settings_help() -> list[tuple[str, str, str]]:
+    """(variable, default, help) for every setting, in table order (for docs and --help)."""
+    rows = []
+    for item, _kind in _table():
+        if item.default_factory is not MISSING:
+            default = "(per host)"
+        else:
+            default = "" if item.default is None else _format(item.default)
+        rows.append((item.metadata["env"], default, item.metadata["help"]))
+    return rows
+
+
+@cache
+def _table() -> tuple[tuple[Field[Any], type], ...]:
+    """Every field that is a setting, with its value type (None stripped from optionals)."""
+    hints = get_type_hints(Settings)
+    rows = []
+    for item in fields(Settings):
+        if "env" not in item.metadata:
+            continue
+        kind = hints[item.name]
+        options = [arg for arg in get_args(kind) if arg is not type(None)]
+        if options and kind.__class__ is types.UnionType:
+            kind = options[0]
+        rows.append((item, kind))
+    return tuple(rows)
+
+
+def _parse(item: Field[Any], kind: Any, raw: str) -> Any:
+    env = item.metadata["env"]
+    if kind is int:
+        try:
+            number = int(raw)
+        except ValueError:
+            raise InvalidSetting(f"{env}={raw!r}: expected a whole number") from None
+        minimum = item.metadata["minimum"]
+        if minimum is not None and number < minimum:
+            raise InvalidSetting(f"{env}={raw!r}: must be at least {minimum}")
+        return number
+    if kind is Path:
+        return Path(raw)
+    if kind == tuple[str, ...]:
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+    choices = item.metadata["choices"]
+    if choices and raw.lower() not in choices:
+        raise InvalidSetting(f"{env}={raw!r}: must be one of {', '.join(choices)}")
+    return raw.lower() if choices else raw
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
 
 
 def kafka_config(settings: Settings, role: str, **overrides: Any) -> dict[str, Any]:

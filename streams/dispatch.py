@@ -10,14 +10,18 @@ with the consumed offsets in one Kafka transaction
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 
 from streams.config import Settings
 from streams.dispatching.dispatcher import Dispatcher
 from streams.dispatching.kafka_side import group_id
+from streams.kafka.transactions import FatalKafkaError
 from streams.views.history import open_execution_history
 
 __all__ = ["Dispatcher", "group_id", "run_dispatcher"]
+
+log = logging.getLogger(__name__)
 
 
 def run_dispatcher(settings: Settings) -> None:
@@ -32,4 +36,10 @@ def run_dispatcher(settings: Settings) -> None:
         finally:
             store.close()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except FatalKafkaError as exc:
+        # Fenced (another process took this slot) or another fatal error: this
+        # process must not write again. Exit non-zero for the supervisor.
+        log.error("dispatcher stopped by a fatal Kafka error: %s", exc)
+        raise SystemExit(1) from None

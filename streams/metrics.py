@@ -8,6 +8,8 @@ around the targets: lateness well under a second, restores within 20 s.
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from prometheus_client import Counter, Gauge, Histogram
 
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 60.0)
@@ -42,10 +44,18 @@ DISPATCH_DURATION = Histogram(
     "Time to run a target, per attempt.",
     buckets=LATENESS_BUCKETS,
 )
+
+
+class NotificationResult(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"
+    DROPPED = "dropped"  # too many pending
+
+
 NOTIFICATIONS = Counter(
     "kronwheel_notifications_total",
     "Outcome notifications (task notify webhooks) by result.",
-    ["result"],  # sent | failed | dropped (too many pending)
+    ["result"],  # a NotificationResult
 )
 RETRIES = Counter("kronwheel_retries_total", "Retry commands sent back through the wheel.")
 DEAD_LETTERS = Counter(

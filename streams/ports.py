@@ -6,11 +6,15 @@ adapter. Unit tests pass plain objects that satisfy the protocols.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from streams.core.events import ExecutionResult, TaskCommand, TaskState
+from streams.core.attempts import Attempt
+from streams.core.events import DueTask, ExecutionResult, TaskCommand, TaskState
+
+if TYPE_CHECKING:
+    from confluent_kafka import KafkaError, TopicPartition
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +45,14 @@ class ExecutionHistory(Protocol):
         self,
         results: Sequence[ExecutionResult],
         sources: Mapping[str, DueSource] | None = None,
+        contended: bool = True,
     ) -> int:
         """Store outcomes, idempotent by fire id: the first outcome recorded for a fire
-        id stays. ``sources`` maps fire id -> its due record. Returns how many were new."""
+        id stays. ``sources`` maps fire id -> its due record. Returns how many were new.
+
+        ``contended=False`` is the caller's word that nobody else can be recording
+        these fire ids now: a store may then skip finding out whether its write won
+        (Cassandra saves a read) and count every one as new."""
         ...
 
     def executions(self, task_id: str, limit: int = 100) -> list[ExecutionResult]:
@@ -65,11 +74,16 @@ class ExecutionHistory(Protocol):
         ``since_ms``: fire id -> (scheduled_at_ms, due offset). Loaded on assignment."""
         ...
 
+    def purge_expired(self, before_ms: int) -> int:
+        """Apply the retention where the store has no TTL of its own (SQLite):
+        delete what is older than ``before_ms``; returns how many rows went."""
+        ...
+
     def close(self) -> None: ...
 
 
 class KafkaMessage(Protocol):
-    """What the processors need of a consumed record (confluent_kafka.Message fits).
+    """What the core needs of a consumed record (confluent_kafka.Message fits).
 
     Tests pass plain dataclasses, since confluent_kafka.Message cannot be built
     in Python.
@@ -84,6 +98,133 @@ class KafkaMessage(Protocol):
     def key(self) -> bytes | None: ...
 
     def value(self) -> bytes | None: ...
+
+
+class ConsumedMessage(KafkaMessage, Protocol):
+    """What a role's loop reads from its Kafka side: a record, or an error in its place."""
+
+    def headers(self) -> object:
+        """A list of (name, bytes) pairs, or None."""
+        ...
+
+    def error(self) -> KafkaError | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OutRecord:
+    """One record a role writes inside its transaction."""
+
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Sequence[tuple[str, str | bytes | None]] | None = None
+    partition: int | None = None  # None: the partitioner chooses
+
+
+class TransactionalProducer(Protocol):
+    """The part of a transactional confluent_kafka.Producer the transaction step uses
+    (streams.kafka.transactions); the in-memory log in tests implements it too."""
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None = ...,
+        key: bytes | None = ...,
+        *,
+        partition: int = ...,
+        on_delivery: Callable[[Any, Any], None] | None = ...,
+        headers: list[tuple[str, str | bytes | None]] | None = ...,
+    ) -> None: ...
+
+    def poll(self, timeout: float = ...) -> int: ...
+
+    def flush(self, timeout: float = ...) -> int: ...
+
+    def begin_transaction(self) -> None: ...
+
+    def send_offsets_to_transaction(
+        self, positions: list[TopicPartition], group_metadata: Any, timeout: float = ...
+    ) -> None: ...
+
+    def commit_transaction(self, timeout: float = ...) -> None: ...
+
+    def abort_transaction(self, timeout: float = ...) -> None: ...
+
+
+# A rebalance callback: the partition numbers assigned, revoked or lost.
+Rebalance = Callable[[list[int]], None]
+
+
+class RoleKafka(Protocol):
+    """A role's Kafka side: one consumer in a group and one transactional producer.
+
+    The real one is built on confluent-kafka from Settings; tests use an
+    in-memory log (tests/support/memlog.py). Every call comes from one thread.
+    """
+
+    def subscribe(self, on_assign: Rebalance, on_revoke: Rebalance, on_lost: Rebalance) -> None:
+        """Fence a predecessor in this slot (init transactions), then join the group.
+        The callbacks run inside :meth:`poll`."""
+        ...
+
+    def poll(self, max_messages: int, timeout_s: float) -> Sequence[ConsumedMessage]:
+        """Wait up to ``timeout_s`` for the first record, then take what is there.
+        Raises FatalKafkaError for a fatal consumer error."""
+        ...
+
+    def transact(self, outputs: Sequence[OutRecord], offsets: Mapping[int, int]) -> None:
+        """Write the outputs and commit ``offsets`` (partition -> next offset to read)
+        in one transaction. Raises TransactionAborted (rewind and redo) or
+        FatalKafkaError (exit), from streams.kafka.transactions."""
+        ...
+
+    def rewind(self, partitions: Sequence[int]) -> None:
+        """Seek these partitions back to their committed offsets."""
+        ...
+
+    def close(self) -> None:
+        """Leave the group (runs the revoke callback) and flush."""
+        ...
+
+
+class ProcessorKafka(RoleKafka, Protocol):
+    """The processor's Kafka side: tasks.commands in, changelog/due/dead out."""
+
+    def positions(self, partitions: Sequence[int]) -> dict[int, int]:
+        """The next offset to read of each of these partitions that has one."""
+        ...
+
+    def read_changelog(self, partition: int) -> Iterator[ConsumedMessage]:
+        """Every record of one tasks.state partition, oldest first, to its end."""
+        ...
+
+
+class DispatcherKafka(RoleKafka, Protocol):
+    """The dispatcher's Kafka side: tasks.due in, results/commands/dead out."""
+
+    def pause(self, paused: bool) -> None:
+        """Stop (or resume) fetching from every assigned partition."""
+        ...
+
+    def last_poll_monotonic(self) -> float:
+        """When the last poll returned (for readiness)."""
+        ...
+
+
+class FiringRunner(Protocol):
+    """Runs one firing against its target (streams.dispatching.targets.TargetRunner);
+    every failure is an outcome, never an exception."""
+
+    async def run(self, due: DueTask) -> Attempt: ...
+
+
+class OutcomeNotifier(Protocol):
+    """Tells a task's notify webhook of a final outcome, fire-and-forget
+    (streams.dispatching.notify.Notifier)."""
+
+    def notify(self, due: DueTask, result: ExecutionResult) -> None: ...
+
+    async def close(self, grace_s: float = ...) -> None: ...
 
 
 # --- the task read model (the API's view, kept from the topics) ------------------
@@ -190,5 +331,10 @@ class ReadModel(Protocol):
     def put_token(self, record: TokenRecord) -> None: ...
 
     def find_token(self, token_hash: str) -> TokenRecord | None: ...
+
+    def purge_expired(self, before_ms: int) -> int:
+        """Apply the retention where the store has no TTL of its own (SQLite):
+        delete what is older than ``before_ms``; returns how many rows went."""
+        ...
 
     def close(self) -> None: ...

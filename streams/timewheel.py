@@ -16,6 +16,7 @@ import signal
 from confluent_kafka import KafkaException
 
 from streams.config import Settings
+from streams.kafka.transactions import FatalKafkaError
 from streams.wheel.processor import Processor, group_id, state_dir, transactional_id
 
 __all__ = ["Processor", "group_id", "run_processor", "state_dir", "transactional_id"]
@@ -29,8 +30,8 @@ def run_processor(settings: Settings) -> None:
         signal.signal(signum, lambda *_: processor.stop())
     try:
         processor.run()
-    except KafkaException as exc:
+    except (FatalKafkaError, KafkaException) as exc:
         # Fenced (another process took this slot) or another fatal error: this
         # process must not write again. Exit non-zero for the supervisor.
-        log.error("processor stopped by a fatal Kafka error: %s", exc.args[0])
+        log.error("processor stopped by a fatal Kafka error: %s", exc)
         raise SystemExit(1) from None

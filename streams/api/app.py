@@ -42,6 +42,7 @@ from streams.ports import ExecutionHistory, ReadModel
 from streams.views.history import open_execution_history
 from streams.views.readmodel import open_read_model
 from streams.views.readmodel.projector import Projector, ProjectorStatus
+from streams.views.retention import keep_retention
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +118,9 @@ def run_api(settings: Settings) -> None:
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         projector.start()
+        retention = asyncio.create_task(
+            keep_retention([history, read_model], SystemClock(), settings.history_ttl_s)
+        )
         site = web.TCPSite(runner, settings.api_host, settings.api_port)
         await site.start()
         log.info("API listening on http://%s:%s", settings.api_host, settings.api_port)
@@ -127,6 +131,7 @@ def run_api(settings: Settings) -> None:
         try:
             await stop.wait()
         finally:
+            retention.cancel()
             await runner.cleanup()
             await asyncio.to_thread(projector.stop)
             producer.close()

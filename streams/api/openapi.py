@@ -1,4 +1,5 @@
-"""The OpenAPI 3 document of the REST API, served at /openapi.json.
+"""The OpenAPI 3 document of the REST API, served at /openapi.json: its paths
+and operations here, the bodies' schemas in :mod:`streams.api.openapi_bodies`.
 
 Written by hand next to the handlers and checked against them by the
 schemathesis run in tests/integration/test_api_schema.py: that test calls every
@@ -13,13 +14,10 @@ from typing import Any
 from aiohttp import web
 
 from streams.api.errors import json_response
+from streams.api.openapi_bodies import INSTANT, SCHEMAS, STRING, ref
 from streams.core.projection import SHOWN_STATUSES
 
 JSON = "application/json"
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -35,15 +33,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
         409: "the task has ended, or (with wait) the scheduler refused the command",
         413: "body too large",
     }
-    return {str(s): _json(_ref("Error"), text[s]) for s in statuses}
+    return {str(s): _json(ref("Error"), text[s]) for s in statuses}
 
 
-def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {**schema, "nullable": True}
-
-
-STRING = {"type": "string"}
-INSTANT = {"type": "string", "format": "date-time"}
 TASK_ID = {
     "name": "task_id",
     "in": "path",
@@ -68,283 +60,6 @@ COMMAND_HEADERS = {
     "Kronwheel-Applied": {"schema": {"type": "string", "enum": ["true", "false"]}},
 }
 
-SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {
-                "type": "object",
-                "required": ["code", "message", "field"],
-                "properties": {"code": STRING, "message": STRING, "field": _nullable(STRING)},
-            }
-        },
-    },
-    "Schedule": {
-        "oneOf": [
-            {
-                "type": "object",
-                "required": ["at"],
-                "additionalProperties": False,
-                "properties": {"at": INSTANT},
-            },
-            {
-                "type": "object",
-                "required": ["cron"],
-                "additionalProperties": False,
-                "properties": {"cron": STRING, "timezone": STRING},
-            },
-            {
-                "type": "object",
-                "required": ["every_ms"],
-                "additionalProperties": False,
-                "properties": {
-                    "every_ms": {"type": "integer", "minimum": 1000},
-                    "start": _nullable(INSTANT),
-                    "end": _nullable(INSTANT),
-                },
-            },
-        ]
-    },
-    "Target": {
-        "oneOf": [
-            {
-                "type": "object",
-                "required": ["http"],
-                "additionalProperties": False,
-                "properties": {
-                    "http": {
-                        "type": "object",
-                        "required": ["url"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "url": {"type": "string", "format": "uri"},
-                            "method": {
-                                "type": "string",
-                                "enum": ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"],
-                            },
-                            "headers": {"type": "object", "additionalProperties": STRING},
-                            "body": _nullable(STRING),
-                            "timeout_ms": {"type": "integer", "minimum": 1, "maximum": 60000},
-                        },
-                    }
-                },
-            },
-            {
-                "type": "object",
-                "required": ["kafka"],
-                "additionalProperties": False,
-                "properties": {
-                    "kafka": {
-                        "type": "object",
-                        "required": ["topic"],
-                        "additionalProperties": False,
-                        "properties": {
-                            "topic": STRING,
-                            "key": _nullable(STRING),
-                            "value": _nullable(STRING),
-                        },
-                    }
-                },
-            },
-        ]
-    },
-    "Retry": {
-        "type": "object",
-        "additionalProperties": False,
-        "properties": {
-            "max_attempts": {"type": "integer", "minimum": 1, "maximum": 20},
-            "backoff_ms": {"type": "integer", "minimum": 10},
-            "max_backoff_ms": {"type": "integer", "minimum": 10},
-        },
-    },
-    "Notify": {
-        "type": "object",
-        "required": ["url"],
-        "additionalProperties": False,
-        "properties": {
-            "url": {"type": "string", "format": "uri"},
-            "on": {"type": "array", "items": {"type": "string", "enum": ["failed", "succeeded"]}},
-        },
-    },
-    "TaskInput": {
-        "type": "object",
-        "required": ["schedule", "target"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "maxLength": 200},
-            "schedule": _ref("Schedule"),
-            "target": _ref("Target"),
-            "retry": _ref("Retry"),
-            "misfire": {"type": "string", "enum": ["fire_once", "fire_all", "skip"]},
-            "notify": _ref("Notify"),
-            "dedupe_key": {"type": "string", "maxLength": 200},
-        },
-    },
-    "TaskPatch": {
-        "type": "object",
-        "description": "JSON merge patch of the task; schedule and target are replaced whole.",
-        "additionalProperties": False,
-        "properties": {
-            "name": _nullable({"type": "string", "maxLength": 200}),
-            "schedule": _ref("Schedule"),
-            "target": _ref("Target"),
-            "retry": _ref("Retry"),
-            "misfire": {"type": "string", "enum": ["fire_once", "fire_all", "skip"]},
-            "notify": _ref("Notify"),
-        },
-    },
-    "Task": {
-        "type": "object",
-        "required": [
-            "id",
-            "tenant",
-            "name",
-            "schedule",
-            "target",
-            "status",
-            "next_fire_at",
-            "fire_count",
-            "created_at",
-            "updated_at",
-            "last_outcome",
-        ],
-        "properties": {
-            "id": STRING,
-            "tenant": STRING,
-            "name": STRING,
-            "schedule": {"type": "object"},
-            "target": {"type": "object"},
-            "retry": {"type": "object"},
-            "misfire": STRING,
-            "notify": {"type": "object"},
-            "dedupe_key": STRING,
-            "status": {"type": "string", "enum": list(SHOWN_STATUSES)},
-            "next_fire_at": _nullable(INSTANT),
-            "fire_count": {"type": "integer"},
-            "created_at": INSTANT,
-            "updated_at": INSTANT,
-            "last_outcome": _nullable(
-                {
-                    "type": "object",
-                    "properties": {
-                        "fire_id": _nullable(STRING),
-                        "outcome": STRING,
-                        "finished_at": _nullable(INSTANT),
-                    },
-                }
-            ),
-            "audit": {"type": "array", "items": _ref("AuditEntry")},
-        },
-    },
-    "TaskList": {
-        "type": "object",
-        "required": ["tasks", "next_cursor"],
-        "properties": {
-            "tasks": {"type": "array", "items": _ref("Task")},
-            "next_cursor": _nullable(STRING),
-        },
-    },
-    "Batch": {
-        "type": "object",
-        "required": ["tasks"],
-        "additionalProperties": False,
-        "properties": {
-            "tasks": {"type": "array", "minItems": 1, "maxItems": 1000, "items": _ref("TaskInput")}
-        },
-    },
-    "BatchResult": {
-        "type": "object",
-        "required": ["tasks"],
-        "properties": {"tasks": {"type": "array", "items": _ref("Task")}},
-    },
-    "Execution": {
-        "type": "object",
-        "required": [
-            "fire_id",
-            "task_id",
-            "scheduled_at",
-            "attempt",
-            "outcome",
-            "final",
-            "started_at",
-            "finished_at",
-            "lateness_ms",
-            "duration_ms",
-        ],
-        "properties": {
-            "fire_id": STRING,
-            "task_id": STRING,
-            "scheduled_at": INSTANT,
-            "attempt": {"type": "integer"},
-            "outcome": {"type": "string", "enum": ["succeeded", "failed"]},
-            "final": {"type": "boolean"},
-            "started_at": INSTANT,
-            "finished_at": INSTANT,
-            "lateness_ms": {"type": "integer"},
-            "duration_ms": {"type": "integer"},
-            "http_status": _nullable({"type": "integer"}),
-            "error": _nullable(STRING),
-        },
-    },
-    "AuditEntry": {
-        "type": "object",
-        "required": ["command_id", "kind", "issuer", "issued_at", "changes"],
-        "properties": {
-            "command_id": STRING,
-            "kind": STRING,
-            "issuer": STRING,
-            "issued_at": INSTANT,
-            "changes": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["field"],
-                    "properties": {"field": STRING, "from": {}, "to": {}},
-                },
-            },
-        },
-    },
-    "PreviewInput": {
-        "type": "object",
-        "required": ["schedule"],
-        "additionalProperties": False,
-        "properties": {
-            "schedule": _ref("Schedule"),
-            "n": {"type": "integer", "minimum": 1, "maximum": 20},
-        },
-    },
-    "Preview": {
-        "type": "object",
-        "required": ["timezone", "fire_times"],
-        "properties": {
-            "timezone": STRING,
-            "fire_times": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["at", "local"],
-                    "properties": {"at": INSTANT, "local": STRING},
-                },
-            },
-        },
-    },
-    "TokenInput": {
-        "type": "object",
-        "required": ["tenant"],
-        "additionalProperties": False,
-        "properties": {
-            "tenant": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,39}$"},
-            "name": {"type": "string", "minLength": 1, "maxLength": 100},
-        },
-    },
-    "Token": {
-        "type": "object",
-        "required": ["token", "tenant", "name", "created_at"],
-        "properties": {"token": STRING, "tenant": STRING, "name": STRING, "created_at": INSTANT},
-    },
-}
-
 
 def _task_operation(
     operation_id: str, summary: str, ok: str, *, body: str | None = None
@@ -354,12 +69,12 @@ def _task_operation(
         "summary": summary,
         "parameters": [TASK_ID, *WAIT],
         "responses": {
-            "202": {**_json(_ref("Task"), ok), "headers": COMMAND_HEADERS},
+            "202": {**_json(ref("Task"), ok), "headers": COMMAND_HEADERS},
             **_errors(400, 401, 404, 409, 413),
         },
     }
     if body:
-        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": _ref(body)}}}
+        operation["requestBody"] = {"required": True, "content": {JSON: {"schema": ref(body)}}}
     return operation
 
 
@@ -416,12 +131,12 @@ PATHS: dict[str, Any] = {
             "parameters": WAIT,
             "requestBody": {
                 "required": True,
-                "content": {JSON: {"schema": _ref("TaskInput"), "example": TASK_EXAMPLE}},
+                "content": {JSON: {"schema": ref("TaskInput"), "example": TASK_EXAMPLE}},
             },
             "responses": {
-                "200": _json(_ref("Task"), "a task with this dedupe_key exists already"),
+                "200": _json(ref("Task"), "a task with this dedupe_key exists already"),
                 "202": {
-                    **_json(_ref("Task"), "accepted"),
+                    **_json(ref("Task"), "accepted"),
                     "headers": COMMAND_HEADERS,
                     "links": TASK_LINKS,
                 },
@@ -446,17 +161,17 @@ PATHS: dict[str, Any] = {
                 _limit(50, 500),
                 {"name": "cursor", "in": "query", "schema": STRING},
             ],
-            "responses": {"200": _json(_ref("TaskList"), "a page"), **_errors(400, 401)},
+            "responses": {"200": _json(ref("TaskList"), "a page"), **_errors(400, 401)},
         },
     },
     "/v1/tasks:batch": {
         "post": {
             "summary": "Create up to 1,000 tasks in one call (all valid, or none created)",
             "parameters": WAIT,
-            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("Batch")}}},
+            "requestBody": {"required": True, "content": {JSON: {"schema": ref("Batch")}}},
             "responses": {
                 "202": {
-                    **_json(_ref("BatchResult"), "accepted"),
+                    **_json(ref("BatchResult"), "accepted"),
                     "headers": {"Kronwheel-Applied": COMMAND_HEADERS["Kronwheel-Applied"]},
                 },
                 **_errors(400, 401, 413),
@@ -467,7 +182,7 @@ PATHS: dict[str, Any] = {
         **_get(
             "getTask",
             "One task: status, schedule, next fire time, last outcome (and audit=true)",
-            _ref("Task"),
+            ref("Task"),
             [{"name": "audit", "in": "query", "schema": {"type": "boolean"}}],
         ),
         "patch": _task_operation(
@@ -488,7 +203,7 @@ PATHS: dict[str, Any] = {
         {
             "type": "object",
             "required": ["executions"],
-            "properties": {"executions": {"type": "array", "items": _ref("Execution")}},
+            "properties": {"executions": {"type": "array", "items": ref("Execution")}},
         },
         [_limit(100, 1000)],
     ),
@@ -498,7 +213,7 @@ PATHS: dict[str, Any] = {
         {
             "type": "object",
             "required": ["audit"],
-            "properties": {"audit": {"type": "array", "items": _ref("AuditEntry")}},
+            "properties": {"audit": {"type": "array", "items": ref("AuditEntry")}},
         },
         [_limit(100, 1000)],
     ),
@@ -518,15 +233,15 @@ PATHS: dict[str, Any] = {
     "/v1/schedules:preview": {
         "post": {
             "summary": "The next n fire times of a schedule (the web form's cron preview)",
-            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("PreviewInput")}}},
-            "responses": {"200": _json(_ref("Preview"), "fire times"), **_errors(400, 401, 413)},
+            "requestBody": {"required": True, "content": {JSON: {"schema": ref("PreviewInput")}}},
+            "responses": {"200": _json(ref("Preview"), "fire times"), **_errors(400, 401, 413)},
         }
     },
     "/v1/tokens": {
         "post": {
             "summary": "Create a token for a tenant (admin token only); shown once",
-            "requestBody": {"required": True, "content": {JSON: {"schema": _ref("TokenInput")}}},
-            "responses": {"201": _json(_ref("Token"), "created"), **_errors(400, 401, 403, 413)},
+            "requestBody": {"required": True, "content": {JSON: {"schema": ref("TokenInput")}}},
+            "responses": {"201": _json(ref("Token"), "created"), **_errors(400, 401, 403, 413)},
         }
     },
     "/v1/whoami": {

@@ -18,7 +18,7 @@ from streams.api.params import decode_cursor, encode_cursor, path_task_id, query
 from streams.api.views import audit_view, execution_view, task_view
 from streams.core.errors import ValidationError
 from streams.core.model import parse_schedule
-from streams.core.projection import SHOWN_STATUSES
+from streams.core.projection import SHOWN_STATUSES, ShownStatus
 from streams.core.timefmt import format_rfc3339_ms
 from streams.core.upcoming import upcoming_fire_ms
 from streams.ports import TaskQuery, TaskRecord
@@ -100,11 +100,11 @@ async def upcoming(request: web.Request) -> web.Response:
     record = await _task(request)
     n = query_int(request, "n", 5, 1, MAX_UPCOMING)
     times: list[int] = []
-    if record.status in ("scheduled", "paused"):
+    if record.status in (ShownStatus.SCHEDULED, ShownStatus.PAUSED):
         now_ms = request.app[CLOCK].now_ms()
         limits = replace(request.app[LIMITS], past_grace_ms=NO_PAST_LIMIT)
         schedule = parse_schedule(record.spec["schedule"], now_ms, limits)
-        first = record.next_fire_ms if record.status == "scheduled" else None
+        first = record.next_fire_ms if record.status == ShownStatus.SCHEDULED else None
         times = upcoming_fire_ms(schedule, now_ms, n, first)
     return json_response(
         {"task_id": record.task_id, "fire_times": [format_rfc3339_ms(t) for t in times]}

@@ -25,6 +25,7 @@ from streams.core.errors import ValidationError
 from streams.core.events import CommandKind, TaskCommand
 from streams.core.model import HttpTarget, KafkaTarget, TaskSpec, parse_task_spec
 from streams.core.netguard import Allowlist, IPAddress, check_target
+from streams.core.projection import ENDED_STATUSES
 from streams.ingest import create_command, task_command
 from streams.kafka.topics import COMMANDS, DEAD, DUE, RESULTS, STATE
 from streams.metrics import API_COMMANDS
@@ -33,7 +34,6 @@ from streams.ports import TaskRecord
 WAIT_DEFAULT_MS = 5_000
 WAIT_MAX_MS = 10_000
 MAX_BATCH = 1_000
-ENDED = frozenset({"completed", "cancelled", "failed"})
 INTERNAL_TOPICS = (COMMANDS, STATE, DUE, RESULTS, DEAD)
 LOCAL_NAMES = ("localhost", "localhost.localdomain")
 
@@ -222,7 +222,7 @@ async def _live_task(request: web.Request) -> TaskRecord:
     record = await _current(request, task_id) if task_id else None
     if record is None:
         raise ApiError.not_found(f"task {request.match_info['task_id']!r}")
-    if record.status in ENDED:
+    if record.status in ENDED_STATUSES:
         raise ApiError(409, "task_ended", f"task {record.task_id} is {record.status}")
     return record
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.core.events import ExecutionResult, TaskCommand
+from streams.core.projection import ShownStatus
 from streams.core.render import spec_to_json
 from streams.core.schedule import first_fire_ms
 from streams.core.timefmt import format_rfc3339_ms
@@ -22,7 +23,7 @@ def task_view(row: TaskRecord) -> dict[str, Any]:
         "tenant": row.tenant,
         "name": row.name,
         "status": row.status,
-        "next_fire_at": _instant(row.next_fire_ms) if row.status == "scheduled" else None,
+        "next_fire_at": _instant(row.next_fire_ms) if row.status == ShownStatus.SCHEDULED else None,
         "fire_count": row.fire_count,
         "created_at": _instant(row.created_at_ms),
         "updated_at": _instant(row.updated_at_ms),
@@ -44,7 +45,7 @@ def accepted_record(command: TaskCommand, now_ms: int) -> TaskRecord:
         tenant=command.tenant,
         name=command.spec.name,
         spec=spec_to_json(command.spec),
-        status="scheduled",
+        status=ShownStatus.SCHEDULED,
         next_fire_ms=first_fire_ms(command.spec.schedule, now_ms),
         created_at_ms=now_ms,
         updated_at_ms=now_ms,

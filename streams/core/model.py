@@ -248,7 +248,7 @@ def _parse_notify(value: Any, limits: Limits) -> NotifyPolicy | None:
     obj = _object(value, "notify")
     _refuse_unknown(obj, {"url", "on"}, "notify.")
     url = _http_url(_required_str(obj, "url", "notify.url", limits.max_url_chars), "notify.url")
-    on_raw = obj.get("on", ["failed"])
+    on_raw = obj.get("on", [Outcome.FAILED.value])
     if not isinstance(on_raw, list) or not on_raw:
         raise ValidationError("notify.on", "must be a non-empty list of failed, succeeded")
     try:

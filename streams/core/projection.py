@@ -8,19 +8,38 @@ interleaving.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 
-# What tasks.state says about a task: a TaskStatus value, or ENDED for a tombstone.
+from streams.core.events import TaskStatus
+from streams.core.model import Outcome
+
+
+class ShownStatus(StrEnum):
+    """The status the API shows (and the read model stores): lower case, and
+    ``failed`` besides the changelog's statuses, for a task whose last run failed."""
+
+    SCHEDULED = "scheduled"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+
+# What tasks.state says about a task: a TaskStatus value, or ENDED for a
+# tombstone (the changelog has no status for a task that is gone).
 ENDED = "ENDED"
-LIVE_STATUSES = frozenset({"SCHEDULED", "PAUSED"})
-SHOWN_STATUSES = ("scheduled", "paused", "completed", "cancelled", "failed")
+LIVE_STATUSES = frozenset({TaskStatus.SCHEDULED, TaskStatus.PAUSED})
+SHOWN_STATUSES = tuple(status.value for status in ShownStatus)
+# Statuses a task never leaves: commands other than reads are refused.
+ENDED_STATUSES = frozenset({ShownStatus.COMPLETED, ShownStatus.CANCELLED, ShownStatus.FAILED})
 # Header values often carry credentials: the audit trail says they changed, not to what.
 REDACTED = "***"
 
 
 def derive_status(
     state_status: str | None, cancel_requested: bool, last_outcome: str | None, last_final: bool
-) -> str:
+) -> ShownStatus:
     """The status the API shows, from the facts the projector has seen so far.
 
     A live changelog entry wins. An ended task was cancelled if a CANCEL was
@@ -29,14 +48,14 @@ def derive_status(
     (it was accepted; a refused command leaves no state and the row no spec).
     """
     if state_status in LIVE_STATUSES:
-        return state_status.lower()
+        return ShownStatus(state_status.lower())
     if state_status is None:
-        return "scheduled"
-    if state_status == "CANCELLED" or cancel_requested:
-        return "cancelled"
-    if last_final and last_outcome == "failed":
-        return "failed"
-    return "completed"
+        return ShownStatus.SCHEDULED
+    if state_status == TaskStatus.CANCELLED or cancel_requested:
+        return ShownStatus.CANCELLED
+    if last_final and last_outcome == Outcome.FAILED:
+        return ShownStatus.FAILED
+    return ShownStatus.COMPLETED
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> dict[str, Any]:

@@ -28,3 +28,9 @@ class TokenBucket:
         if self._tokens >= 0:
             return 0.0
         return -self._tokens / self.rate
+
+    def is_full(self, now_s: float) -> bool:
+        """True when the bucket has refilled: forgetting it now changes nothing, a
+        new bucket would start full too."""
+        elapsed = max(0.0, now_s - self._updated_s)
+        return self._tokens + elapsed * self.rate >= self.burst

@@ -20,7 +20,7 @@ from streams.core.events import DueTask, ExecutionResult
 from streams.core.signing import compute_signature
 from streams.core.timefmt import format_rfc3339_ms
 from streams.dispatching.targets import GuardedHttp
-from streams.metrics import NOTIFICATIONS
+from streams.metrics import NOTIFICATIONS, NotificationResult
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class Notifier:
         if not wants_notification(due, result):
             return
         if len(self._pending) >= self._max_pending:
-            NOTIFICATIONS.labels(result="dropped").inc()
+            NOTIFICATIONS.labels(result=NotificationResult.DROPPED).inc()
             log.warning(
                 "notification for %s dropped: %d pending", result.fire_id, self._max_pending
             )
@@ -95,13 +95,15 @@ class Notifier:
         try:
             status = await self._http.call("POST", due.notify.url, body, headers, self._timeout_ms)
         except Exception as exc:  # a notification failure is counted, never raised
-            NOTIFICATIONS.labels(result="failed").inc()
+            NOTIFICATIONS.labels(result=NotificationResult.FAILED).inc()
             log.warning(
                 "notification for %s failed: %s: %s", result.fire_id, type(exc).__name__, exc
             )
             return
-        outcome = "sent" if 200 <= status < 300 else "failed"
-        NOTIFICATIONS.labels(result=outcome).inc()
+        sent = 200 <= status < 300
+        NOTIFICATIONS.labels(
+            result=NotificationResult.SENT if sent else NotificationResult.FAILED
+        ).inc()
         log.info("notification for %s: HTTP %d", result.fire_id, status)
 
     async def close(self, grace_s: float = 2.0) -> None:

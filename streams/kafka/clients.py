@@ -4,9 +4,10 @@
   runs its own threads; a small poll thread serves delivery reports and hands
   each result to the event loop, so a coroutine can ``await`` that its record
   is on the broker (acks=all) before it answers a client or commits.
-* :func:`consume_batch`, :func:`produce_waiting`, :func:`commit_retrying`,
-  :func:`seek_to_committed`, :func:`report_lag`: the loops the processor, the
-  dispatcher and the test harness would otherwise each write again.
+* :func:`consume_batch`, :func:`seek_to_committed`, :func:`report_lag`: the
+  loops the processor, the dispatcher and the test harness would otherwise
+  each write again. (Producing and the transaction step are in
+  :mod:`streams.kafka.transactions`.)
 """
 
 from __future__ import annotations
@@ -14,19 +15,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Any
+from collections.abc import Collection, Sequence
+from typing import Any, TypeVar
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
     Consumer,
-    KafkaError,
     KafkaException,
     Message,
     Producer,
     TopicPartition,
 )
 
+from streams.kafka.transactions import produce_retrying
 from streams.metrics import CONSUMER_LAG
+from streams.ports import ConsumedMessage
 
 log = logging.getLogger(__name__)
 
@@ -60,18 +63,16 @@ class AsyncProducer:
             # Runs on the poll thread: hand over to the loop's thread.
             loop.call_soon_threadsafe(_settle, future, error, message)
 
-        kwargs: dict[str, Any] = {"value": value, "key": key, "on_delivery": delivered}
-        if headers:
-            kwargs["headers"] = headers
-        if partition is not None:
-            kwargs["partition"] = partition
-        while True:
-            try:
-                self._producer.produce(topic, **kwargs)
-                return future
-            except BufferError:
-                # The local queue is full: let librdkafka drain, then retry.
-                self._producer.poll(0.01)
+        produce_retrying(
+            self._producer,
+            topic,
+            key,
+            value,
+            headers=headers,
+            partition=partition,
+            on_delivery=delivered,
+        )
+        return future
 
     def flush(self, timeout_s: float = 10.0) -> int:
         remaining: int = self._producer.flush(timeout_s)
@@ -92,6 +93,26 @@ def _settle(future: asyncio.Future[Message], error: Any, message: Message) -> No
         future.set_result(message)
 
 
+M = TypeVar("M", bound=ConsumedMessage)
+
+
+def drop_reassigned(messages: Sequence[M], assigned: Collection[int]) -> tuple[list[M], list[int]]:
+    """Split off the records of partitions assigned during the poll that returned them.
+
+    A batch can hold records fetched for an earlier assignment of a partition
+    that was revoked and assigned again inside the same poll (consume_batch is a
+    poll and a consume, and either may run the callbacks). Its new owner state
+    starts from the committed offset, so those records must be read again from
+    there, not applied on top: returns the records to keep and the partitions to
+    rewind (those that had records dropped).
+    """
+    if not assigned:
+        return list(messages), []
+    kept = [m for m in messages if (m.partition() or 0) not in assigned]
+    dropped = sorted({m.partition() or 0 for m in messages} & set(assigned))
+    return kept, dropped
+
+
 def consume_batch(consumer: Consumer, max_messages: int, timeout_s: float) -> list[Message]:
     """Wait up to ``timeout_s`` for the first record, then take what is already there.
 
@@ -102,34 +123,6 @@ def consume_batch(consumer: Consumer, max_messages: int, timeout_s: float) -> li
     if first is None:
         return []
     return [first, *consumer.consume(max_messages - 1, 0)]
-
-
-def produce_waiting(
-    producer: Producer, topic: str, key: bytes | None, value: bytes | None, **kwargs: Any
-) -> None:
-    """Produce one record, waiting for room when the client's local queue is full."""
-    while True:
-        try:
-            producer.produce(topic, value=value, key=key, **kwargs)
-            return
-        except BufferError:
-            producer.poll(0.05)
-
-
-def commit_retrying(producer: Producer, attempts: int, timeout_s: float) -> None:
-    """Commit the open transaction, retrying what librdkafka calls retriable.
-
-    The last error is raised as it came; callers decide what it means for them.
-    """
-    for attempt in range(1, attempts + 1):
-        try:
-            producer.commit_transaction(timeout_s)
-            return
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            if not error.retriable() or attempt == attempts:
-                raise
-            log.warning("commit retried (%d of %d): %s", attempt, attempts, error)
 
 
 def seek_to_committed(

@@ -12,15 +12,16 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 
+# The contract topic names live beside the settings, which compute their
+# physical names once; they are re-exported here, where readers look for them.
+from streams.config import COMMANDS as COMMANDS
+from streams.config import DEAD as DEAD
+from streams.config import DUE as DUE
+from streams.config import RESULTS as RESULTS
+from streams.config import STATE as STATE
 from streams.config import Settings, kafka_config
 
 log = logging.getLogger(__name__)
-
-COMMANDS = "tasks.commands"
-STATE = "tasks.state"
-DUE = "tasks.due"
-RESULTS = "tasks.results"
-DEAD = "tasks.dead"
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,10 @@ def load_topic_specs(settings: Settings) -> list[TopicSpec]:
         resources.files("streams.infra").joinpath("topics.toml").read_text("utf-8")
     )
     defaults = raw["defaults"]
-    partitions = settings.partitions or defaults["partitions"]
-    replication = settings.replication_factor or defaults["replication_factor"]
+    partitions = defaults["partitions"] if settings.partitions is None else settings.partitions
+    replication = settings.replication_factor
+    if replication is None:
+        replication = defaults["replication_factor"]
     specs = []
     for name, spec in raw["topics"].items():
         co_partitioned = bool(spec.get("co_partitioned", False))

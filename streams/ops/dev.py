@@ -61,7 +61,7 @@ def _dev_settings(settings: Settings, token: str) -> Settings:
         "api_token": token,
         "target_allowlist": (*settings.target_allowlist, *LOOPBACK_ALLOWLIST),
     }
-    if "KRONWHEEL_SESSION_TIMEOUT_MS" not in os.environ:
+    if Settings.env_name("session_timeout_ms") not in os.environ:
         # The dev broker holds group joins for half the session timeout; keep it short.
         changes["session_timeout_ms"] = DEV_SESSION_TIMEOUT_MS
     return replace(settings, **changes)
@@ -82,11 +82,11 @@ def _role_specs(
     roles = (KEEPER, *ROLES) if kept_path is not None else ROLES
     for role in roles:
         # A fixed slot: a restarted role takes its predecessor's place (and fences it).
-        role_env = {**env, "KRONWHEEL_SLOT": f"dev-{role}"}
+        own = replace(settings, slot=f"dev-{role}", metrics_port=ops_ports.get(role))
+        role_env = {**env, **own.to_env()}
         if role == "api" and kept_path is not None:
             role_env[JOURNAL_ENV] = str(kept_path)
         if role in ops_ports:
-            role_env["KRONWHEEL_METRICS_PORT"] = str(ops_ports[role])
             ready = f"http://{settings.metrics_host}:{ops_ports[role]}/readyz"
         else:
             ready = f"http://{settings.api_host}:{settings.api_port}/readyz"

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
 from streams.config import Settings, kafka_config, producer_config
-from streams.kafka.clients import produce_waiting
 from streams.ops.durable import KeptLog, Partition, translate
 from streams.ops.keeper import DEV_PROJECTOR, projector_offsets
 from streams.views.sqlitefile import locked_transaction, open_shared_file
@@ -98,16 +97,22 @@ def _produce_partition(
 
     for record in kept.records(topic, part):
         old.append(record.offset)
-        produce_waiting(
-            producer,
-            topic,
-            record.key,
-            record.value,
-            partition=part,
-            headers=record.headers or [],
-            timestamp=record.timestamp_ms,
-            on_delivery=delivered,
-        )
+        headers: list[tuple[str, str | bytes | None]] = list(record.headers or [])
+        while True:
+            try:
+                # The record's own timestamp: replay tools select firings by time.
+                producer.produce(
+                    topic,
+                    value=record.value,
+                    key=record.key,
+                    partition=part,
+                    headers=headers,
+                    timestamp=record.timestamp_ms,
+                    on_delivery=delivered,
+                )
+                break
+            except BufferError:
+                producer.poll(0.05)
     if producer.flush(120) != 0 or failures or len(new) != len(old):
         raise RuntimeError(
             f"restoring {topic}[{part}]: {len(new)} of {len(old)} records delivered "

@@ -12,20 +12,21 @@
 
 End offsets are read, not asked for: the dev broker answers an end-offset
 query with the start of the last batch + 1, so each partition's last batch is
-fetched and the high watermark of that fetch is used (right on every broker).
+read to its end (streams.kafka.reading) and the high watermark of that fetch
+is used (right on every broker).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer, TopicPartition
 
 from streams.config import Settings, kafka_config
 from streams.core.errors import MalformedEvent
 from streams.core.events import TaskStatus
+from streams.kafka.reading import ToEnd
 from streams.kafka.records import decode_state
 from streams.kafka.topics import COMMANDS, DEAD, DUE, STATE
 from streams.ops.replay.scan import ScanStats, scan_consumer, scan_window
@@ -61,20 +62,18 @@ def partition_ends(settings: Settings, topic: str) -> dict[int, tuple[int, int]]
                 to_read.append(TopicPartition(topic, partition, max(low, high - 1)))
         if not to_read:
             return ends
-        consumer.assign(to_read)
-        waiting = {tp.partition for tp in to_read}
-        deadline = time.monotonic() + END_READ_TIMEOUT_S
-        while waiting and time.monotonic() < deadline:
-            for message in consumer.consume(1000, 0.2):
-                error = message.error()
-                if error is not None and error.code() == KafkaError._PARTITION_EOF:
-                    waiting.discard(message.partition() or 0)
-        for tp in to_read:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, tp.partition), cached=True
-            )
+        reader = ToEnd(
+            consumer,
+            topic,
+            {tp.partition: tp.offset for tp in to_read},
+            give_up_idle_s=END_READ_TIMEOUT_S,
+            batch=1000,
+        )
+        for _ in reader.batches():
+            pass  # only the ends are wanted
+        for partition, high in reader.ends.items():
             if high >= 0:
-                ends[tp.partition] = (ends[tp.partition][0], max(high, ends[tp.partition][1]))
+                ends[partition] = (ends[partition][0], max(high, ends[partition][1]))
         return ends
     finally:
         consumer.close()

@@ -1,36 +1,28 @@
-"""Read one partition of a compacted changelog from its start to its end.
+"""Read one partition of the compacted changelog ``tasks.state``, start to end.
 
-"The end" needs care. On Apache Kafka the high watermark (or, for a
-read_committed reader, the last stable offset) is the end. The development
-broker reports end offsets wrong (the start of the last record batch + 1), so
-the reader does not trust a single answer: it is done only when it has
-reached the largest end it has been told (queried, or cached after a fetch,
-which is right on both) AND a poll has come back empty. That rule is correct
-on any broker; it only costs one empty poll.
+Reading "to the end" is :func:`streams.kafka.reading.read_to_end` (which
+explains why the end needs care on the dev broker); this module adds the
+consumer settings of a restore and turns records into what
+:meth:`PartitionWheel.restore` takes.
 """
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, Message
 
 from streams.config import Settings, consumer_config
+from streams.kafka.reading import read_to_end
+from streams.ports import ConsumedMessage
 from streams.wheel.partition import ChangelogRecord
-
-log = logging.getLogger(__name__)
-
-BATCH = 5_000
-EMPTY_POLL_S = 0.2
 
 
 def read_partition(
     settings: Settings, topic: str, partition: int, role: str = "restore"
-) -> Iterator[ChangelogRecord]:
-    """Yield (key, value, headers) of every record, oldest first."""
+) -> Iterator[Message]:
+    """Every record of one changelog partition, oldest first."""
     config: dict[str, Any] = consumer_config(
         settings,
         role,
@@ -43,45 +35,17 @@ def read_partition(
         },
     )
     consumer = Consumer(config)
-    tp = TopicPartition(topic, partition, OFFSET_BEGINNING)
     try:
-        consumer.assign([tp])
-        end = _queried_end(consumer, tp)
-        position = 0
-        while True:
-            batch = consumer.consume(BATCH, EMPTY_POLL_S)
-            for message in batch:
-                error = message.error()
-                if error is not None:
-                    if error.fatal():
-                        raise KafkaException(error)
-                    log.warning("restore %s[%d]: %s", topic, partition, error)
-                    continue
-                position = (message.offset() or 0) + 1
-                key = message.key()
-                if key is None:
-                    continue  # not a task record; nothing to restore
-                headers = message.headers()
-                yield key, message.value(), headers if isinstance(headers, list) else None
-            # The client's position also steps over transaction markers, which
-            # are never delivered but do take offsets (Kafka puts one at the end).
-            fetched = consumer.position([tp])[0].offset
-            position = max(position, fetched)
-            _, cached_high = consumer.get_watermark_offsets(tp, cached=True)
-            end = max(end, cached_high if cached_high is not None else -1)
-            if not batch and position >= end:
-                return
+        yield from read_to_end(consumer, topic, partition)
     finally:
         consumer.close()
 
 
-def _queried_end(consumer: Consumer, tp: TopicPartition) -> int:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            _, high = consumer.get_watermark_offsets(tp, timeout=5, cached=False)
-            return int(high)
-        except KafkaException as exc:
-            if time.monotonic() > deadline:
-                raise
-            log.warning("waiting for %s[%d] watermarks: %s", tp.topic, tp.partition, exc)
+def changelog_records(messages: Iterable[ConsumedMessage]) -> Iterator[ChangelogRecord]:
+    """(key, value, headers) of each task record; records without a key are skipped."""
+    for message in messages:
+        key = message.key()
+        if key is None or message.error() is not None:
+            continue  # not a task record; nothing to restore
+        headers = message.headers()
+        yield key, message.value(), headers if isinstance(headers, list) else None

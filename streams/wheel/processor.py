@@ -28,33 +28,23 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 
-from confluent_kafka import (
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
-
 from streams import metrics
-from streams.config import Settings, consumer_config, producer_config
+from streams.config import Settings
 from streams.core.clock import Clock, SystemClock
-from streams.kafka.clients import (
-    commit_retrying,
-    consume_batch,
-    produce_waiting,
-    report_lag,
-    seek_to_committed,
-)
+from streams.kafka.clients import drop_reassigned
 from streams.kafka.topics import COMMANDS, DEAD, DUE, STATE
+from streams.kafka.transactions import FatalKafkaError, TransactionAborted
 from streams.ops.server import start_ops_server
-from streams.wheel.changelog import read_partition
+from streams.ports import ConsumedMessage, OutRecord, ProcessorKafka
+from streams.wheel.changelog import changelog_records
+from streams.wheel.kafka_side import ConfluentProcessorKafka, group_id, transactional_id
 from streams.wheel.partition import Output, PartitionWheel, WheelConfig
 from streams.wheel.statestore import PartitionStore
+
+__all__ = ["Processor", "group_id", "state_dir", "transactional_id"]
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +53,6 @@ MAX_POLL_WAIT_S = 0.05
 # Commands per transaction: bounds the work lost to an abort and the time
 # between commits under load.
 MAX_BATCH = 2_000
-TRANSACTION_TIMEOUT_MS = 10_000
-COMMIT_TIMEOUT_S = 10
-COMMIT_ATTEMPTS = 3
 SIZES_EVERY_S = 5.0
 
 
@@ -73,17 +60,13 @@ def state_dir(data_dir: Path, slot: str) -> Path:
     return data_dir / "state" / f"processor-{slot}"
 
 
-def group_id(settings: Settings) -> str:
-    return f"{settings.topic_prefix}kronwheel-processors"
-
-
-def transactional_id(settings: Settings) -> str:
-    return f"{settings.topic_prefix}kronwheel-processor-{settings.slot}"
-
-
 class Processor:
     def __init__(
-        self, settings: Settings, clock: Clock | None = None, config: WheelConfig | None = None
+        self,
+        settings: Settings,
+        clock: Clock | None = None,
+        config: WheelConfig | None = None,
+        kafka: ProcessorKafka | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
@@ -92,29 +75,16 @@ class Processor:
         )
         self.partitions: dict[int, PartitionWheel] = {}
         self._topics = {name: settings.topic(name) for name in (COMMANDS, STATE, DUE, DEAD)}
-        self._consumer = Consumer(
-            consumer_config(
-                settings,
-                "processor",
-                group_id(settings),
-                **{"enable.partition.eof": False},
-            )
-        )
-        self._producer = Producer(
-            producer_config(
-                settings,
-                "processor",
-                **{
-                    "transactional.id": transactional_id(settings),
-                    "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
-                },
-            )
-        )
+        self.kafka: ProcessorKafka = kafka or ConfluentProcessorKafka(settings)
         self._state_dir = state_dir(settings.data_dir, settings.slot)
         self._pending: list[Output] = []  # from restores, written with the next transaction
         self._stop = threading.Event()
         self._assigned_at_least_once = False
         self.committed_transactions = 0
+        self._sizes_at = 0.0
+        # Partitions assigned, and revoked or lost, by the callbacks of the current poll.
+        self._assigned_in_poll: set[int] = set()
+        self._dropped_in_poll: set[int] = set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -122,39 +92,52 @@ class Processor:
     # --- the loop ----------------------------------------------------------------
 
     def run(self) -> None:
-        self._producer.init_transactions(30)  # fences a dead predecessor in this slot
-        self._consumer.subscribe(
-            [self._topics[COMMANDS]],
-            on_assign=self._on_assign,
-            on_revoke=self._on_revoke,
-            on_lost=self._on_lost,
-        )
         ops = start_ops_server(
             self.settings.metrics_host, self.settings.metrics_port, self._readiness, "processor"
         )
+        try:
+            self.start()
+            while not self._stop.is_set():
+                self.run_once()
+        finally:
+            if ops is not None:
+                ops.stop()
+            self.close()
+
+    def start(self) -> None:
+        """Fence a predecessor in this slot and join the group."""
+        self.kafka.subscribe(self._on_assign, self._on_revoke, self._on_lost)
         log.info(
             "processor started: group %s, transactional id %s",
             group_id(self.settings),
             transactional_id(self.settings),
         )
-        sizes_at = 0.0
+
+    def run_once(self) -> None:
+        """One step: poll a batch (rebalance callbacks run inside), apply it, fire
+        what is due, commit it all in one transaction."""
+        self._assigned_in_poll.clear()
+        self._dropped_in_poll.clear()
+        polled = self.kafka.poll(MAX_BATCH, self._poll_wait_s())
+        reassigned = self._assigned_in_poll & self._dropped_in_poll
+        messages, stale = drop_reassigned(polled, reassigned)
+        if stale:
+            self.kafka.rewind(stale)
+        self._step(messages)
+        if time.monotonic() - self._sizes_at > SIZES_EVERY_S:
+            self._sizes_at = time.monotonic()
+            for wheel in self.partitions.values():
+                wheel.report_sizes()
+
+    def close(self) -> None:
         try:
-            while not self._stop.is_set():
-                messages = consume_batch(self._consumer, MAX_BATCH, self._poll_wait_s())
-                self._step(messages)
-                if time.monotonic() - sizes_at > SIZES_EVERY_S:
-                    sizes_at = time.monotonic()
-                    self._report_gauges()
+            self.kafka.close()  # leaves the group: the revoke callback drops every partition
         finally:
-            if ops is not None:
-                ops.stop()
-            self._consumer.close()
-            self._producer.flush(10)
             for wheel in self.partitions.values():
                 wheel.close()
             log.info("processor stopped after %d transactions", self.committed_transactions)
 
-    def _step(self, messages: list[Message]) -> None:
+    def _step(self, messages: Sequence[ConsumedMessage]) -> None:
         now_ms = self.clock.now_ms()
         outputs, self._pending = self._pending, []
         consumed = False
@@ -162,7 +145,7 @@ class Processor:
             error = message.error()
             if error is not None:
                 if error.fatal():
-                    raise KafkaException(error)
+                    raise FatalKafkaError.of(error, "consume")
                 log.warning("consume error: %s", error)
                 continue
             wheel = self.partitions.get(message.partition() or 0)
@@ -178,11 +161,6 @@ class Processor:
         for wheel in self.partitions.values():
             wheel.store.commit()
 
-    def _report_gauges(self) -> None:
-        for wheel in self.partitions.values():
-            wheel.report_sizes()
-        report_lag(self._consumer, group_id(self.settings), self._owned())
-
     def _poll_wait_s(self) -> float:
         if self._pending:
             return 0.0
@@ -194,83 +172,48 @@ class Processor:
     # --- transactions ------------------------------------------------------------
 
     def _transact(self, outputs: list[Output], consumed: bool) -> None:
+        offsets = self.kafka.positions(sorted(self.partitions)) if consumed else {}
         try:
-            self._producer.begin_transaction()
-            for output in outputs:
-                self._produce(output)
-            if consumed:
-                positions = [tp for tp in self._consumer.position(self._owned()) if tp.offset >= 0]
-                self._producer.send_offsets_to_transaction(
-                    positions, self._consumer.consumer_group_metadata(), 30
-                )
-            self._commit()
-            self.committed_transactions += 1
-            metrics.TRANSACTIONS.labels(result="committed").inc()
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            if error.fatal() or not (error.txn_requires_abort() or error.retriable()):
-                # Fenced by a newer instance of this slot, or worse: this
-                # process must not write again. Exit; the supervisor restarts it.
-                log.error("fatal transaction error, exiting: %s", error)
-                raise
-            log.warning("transaction aborted, rewinding: %s", error)
-            self._producer.abort_transaction(30)
+            self.kafka.transact([self._out_record(o) for o in outputs], offsets)
+        except TransactionAborted as exc:
+            log.warning("transaction aborted, rewinding: %s", exc)
             metrics.TRANSACTIONS.labels(result="aborted").inc()
             self._rewind()
+            return
+        self.committed_transactions += 1
+        metrics.TRANSACTIONS.labels(result="committed").inc()
 
-    def _commit(self) -> None:
-        # A commit that keeps timing out leaves this process unsure whether its
-        # writes landed, while it holds partitions nobody else can fire. That is
-        # also how the dev broker shows a fenced producer (it drops the
-        # connection instead of answering PRODUCER_FENCED). After a bounded
-        # wait, give up as fatal: the restarted process restores from the changelog.
-        try:
-            commit_retrying(self._producer, COMMIT_ATTEMPTS, COMMIT_TIMEOUT_S)
-        except KafkaException as exc:
-            error: KafkaError = exc.args[0]
-            raise KafkaException(
-                KafkaError(KafkaError._FATAL, f"commit failed: {error}", fatal=True)
-            ) from exc
-
-    def _produce(self, output: Output) -> None:
-        produce_waiting(
-            self._producer,
-            self._topics[output.topic],
-            output.key,
-            output.value,
-            headers=output.headers,
-            # -1: let the partitioner choose (the one-partition dead letter topic)
-            partition=-1 if output.partition is None else output.partition,
+    def _out_record(self, output: Output) -> OutRecord:
+        return OutRecord(
+            self._topics[output.topic], output.key, output.value, output.headers, output.partition
         )
 
     def _rewind(self) -> None:
         """After an abort: rebuild every partition from the changelog, seek to committed."""
-        owned = self._owned()
+        owned = sorted(self.partitions)
         for wheel in self.partitions.values():
             wheel.close()
         self.partitions.clear()
         self._pending = []
-        for tp in owned:
-            self._restore(tp.partition)
-        seek_to_committed(self._consumer, owned, 30)
-
-    def _owned(self) -> list[TopicPartition]:
-        return [TopicPartition(self._topics[COMMANDS], p) for p in sorted(self.partitions)]
+        for number in owned:
+            self._restore(number)
+        self.kafka.rewind(owned)
 
     # --- partitions come and go -----------------------------------------------
 
-    def _on_assign(self, _consumer: Consumer, partitions: Iterable[TopicPartition]) -> None:
-        numbers = sorted(tp.partition for tp in partitions)
+    def _on_assign(self, partitions: list[int]) -> None:
+        numbers = sorted(partitions)
         for number in numbers:
             self._restore(number)
         self._assigned_at_least_once = True
+        self._assigned_in_poll.update(numbers)
         log.info("assigned %s (restored; owns %s)", numbers, sorted(self.partitions))
 
     def _restore(self, number: int) -> None:
         started = time.monotonic()
         store = PartitionStore(self._state_dir / f"{self._topics[STATE]}-{number}.sqlite3")
         wheel = PartitionWheel(number, store, self.clock.now_ms(), self.config)
-        records = wheel.restore(read_partition(self.settings, self._topics[STATE], number))
+        records = wheel.restore(changelog_records(self.kafka.read_changelog(number)))
         self._pending.extend(wheel.start(self.clock.now_ms()))
         self.partitions[number] = wheel
         wheel.report_sizes()
@@ -286,16 +229,17 @@ class Processor:
             elapsed,
         )
 
-    def _on_revoke(self, _consumer: Consumer, partitions: Iterable[TopicPartition]) -> None:
+    def _on_revoke(self, partitions: list[int]) -> None:
         # No transaction is open here: callbacks run inside consume(), and the
         # loop commits before it consumes again.
         self._drop(partitions, "revoked")
 
-    def _on_lost(self, _consumer: Consumer, partitions: Iterable[TopicPartition]) -> None:
+    def _on_lost(self, partitions: list[int]) -> None:
         self._drop(partitions, "lost")
 
-    def _drop(self, partitions: Iterable[TopicPartition], why: str) -> None:
-        numbers = sorted(tp.partition for tp in partitions)
+    def _drop(self, partitions: list[int], why: str) -> None:
+        numbers = sorted(partitions)
+        self._dropped_in_poll.update(numbers)
         for number in numbers:
             wheel = self.partitions.pop(number, None)
             if wheel is not None:

@@ -7,8 +7,6 @@ engine answers, else it is skipped with the reason.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,42 +14,12 @@ import pytest
 
 from streams.ports import ExecutionHistory
 from streams.views.history.sqlite import SqliteHistoryStore
-
-
-def _docker_reason() -> str | None:
-    """None when testcontainers can start a container here, else why not."""
-    if not os.environ.get("DOCKER_HOST") and not Path("/var/run/docker.sock").exists():
-        return "no Docker engine for testcontainers (no DOCKER_HOST, no /var/run/docker.sock)"
-    import docker  # type: ignore[import-untyped]
-
-    try:
-        client = docker.from_env()
-    except Exception as exc:
-        return f"no Docker engine for testcontainers ({type(exc).__name__}: {exc})"
-    try:
-        client.ping()
-    except Exception as exc:
-        return f"the Docker engine does not answer ({type(exc).__name__})"
-    finally:
-        client.close()
-    return None
+from tests.support.cassandra import contact_points, fresh_keyspace
 
 
 @pytest.fixture(scope="session")
 def cassandra_contact_points() -> Iterator[tuple[str, ...]]:
-    configured = os.environ.get("CASSANDRA_CONTACT_POINTS", "").strip()
-    if configured:
-        yield tuple(p.strip() for p in configured.split(",") if p.strip())
-        return
-    reason = _docker_reason()
-    if reason:
-        pytest.skip(f"Cassandra suite skipped: CASSANDRA_CONTACT_POINTS is unset and {reason}")
-    from testcontainers.cassandra import CassandraContainer
-
-    with CassandraContainer("cassandra:4.1") as container:
-        host = container.get_container_host_ip()
-        port = container.get_exposed_port(9042)
-        yield (f"{host}:{port}",)
+    yield from contact_points()
 
 
 @pytest.fixture(params=["sqlite", "cassandra"])
@@ -63,7 +31,7 @@ def history(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Executio
         from streams.views.history.cassandra import CassandraHistoryStore
 
         points = request.getfixturevalue("cassandra_contact_points")
-        store = CassandraHistoryStore(points, keyspace=f"kw_{uuid.uuid4().hex[:12]}")
+        store = CassandraHistoryStore(points, keyspace=fresh_keyspace(points, "kw"))
     try:
         yield store
     finally:

@@ -114,3 +114,25 @@ def test_many_fire_ids_at_once(history: ExecutionHistory) -> None:
     assert history.record_executions(rows) == 1_200
     ids = [r.fire_id for r in rows] + [f"x{i}:1:1" for i in range(100)]
     assert len(history.recorded(ids)) == 1_200
+
+
+def test_an_uncontended_redo_still_keeps_the_first_outcome(history: ExecutionHistory) -> None:
+    """contended=False only skips finding out who won; it never lets a later write win."""
+    first = result("t7", BASE, outcome=Outcome.FAILED, dispatcher="d1")
+    assert history.record_executions([first], {first.fire_id: DueSource(3, 7)}) == 1
+    redo = result("t7", BASE, dispatcher="d2")  # same fire id, another outcome
+    history.record_executions([redo], {redo.fire_id: DueSource(3, 8)}, contended=False)
+    assert history.executions("t7") == [first]
+    found = history.recorded([first.fire_id])[first.fire_id]
+    assert (found.result, found.source) == (first, DueSource(3, 7))
+    assert history.recent_fire_ids(3, BASE - 1) == {first.fire_id: (BASE, 7)}
+
+
+def test_recent_fire_ids_do_not_depend_on_the_local_clock(history: ExecutionHistory) -> None:
+    """A window far from this machine's clock (past or future) is read whole."""
+    far = BASE + 40 * DAY_MS
+    rows = [result("t8", far + i * 3_600_000) for i in range(3)]
+    history.record_executions(rows, {r.fire_id: DueSource(4, i) for i, r in enumerate(rows)})
+    assert history.recent_fire_ids(4, far) == {
+        r.fire_id: (r.scheduled_at_ms, i) for i, r in enumerate(rows)
+    }

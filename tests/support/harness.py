@@ -24,14 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer
 
 from streams.config import Settings, kafka_config, producer_config
 from streams.core.events import CommandKind, TaskCommand
 from streams.core.model import TaskSpec
 from streams.kafka.broker import free_loopback_port
-from streams.kafka.clients import produce_waiting
+from streams.kafka.reading import ToEnd
 from streams.kafka.records import encode_command
+from streams.kafka.transactions import produce_retrying
 from streams.ops.procs import kill, spawn, stop, wait_for_http_ok
 
 
@@ -211,7 +212,7 @@ def produce_records(
     producer = Producer(producer_config(settings, "test-producer", **{"linger.ms": 20}))
     count = 0
     for key, value in records:
-        produce_waiting(producer, topic, key, value)
+        produce_retrying(producer, topic, key, value)
         count += 1
     if producer.flush(60) != 0:
         raise RuntimeError(f"could not deliver every record to {topic}")
@@ -239,8 +240,8 @@ def read_topic(
 ) -> list[tuple[bytes | None, bytes | None, int]]:
     """Every record of a topic (read_committed), as (key, value, partition).
 
-    Reads until no record arrives for ``idle_s``: the dev broker misreports end
-    offsets, so "drained" is the only end that holds on every broker.
+    Reads every partition to its end (streams.kafka.reading) and on until no record
+    has arrived for ``idle_s``, so records still on their way are waited for.
     """
     consumer = Consumer(
         kafka_config(
@@ -256,14 +257,11 @@ def read_topic(
     )
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions])
+        starts = dict.fromkeys(metadata.partitions, OFFSET_BEGINNING)
         records: list[tuple[bytes | None, bytes | None, int]] = []
-        last = time.monotonic()
-        while time.monotonic() - last < idle_s:
-            for message in consumer.consume(1000, 0.2):
-                if message.error() is None:
-                    records.append((message.key(), message.value(), message.partition() or 0))
-                    last = time.monotonic()
+        reader = ToEnd(consumer, topic, starts, settle_s=idle_s, give_up_idle_s=30.0, batch=1000)
+        for batch in reader.batches():
+            records.extend((m.key(), m.value(), m.partition() or 0) for m in batch)
         return records
     finally:
         consumer.close()

@@ -1,29 +1,55 @@
-"""The Cassandra schema file as the store applies it (no Cassandra needed for this part;
-the store itself is tested by tests/contract/ against a real Cassandra)."""
+"""The Cassandra CQL files as the stores apply them (no Cassandra needed for this part;
+the stores themselves are tested by tests/contract/ and tests/unit/test_readmodel.py
+against a real Cassandra when CASSANDRA_CONTACT_POINTS is set)."""
 
 from __future__ import annotations
 
+from streams.views.cassandra_schema import (
+    HISTORY_FILE,
+    KEYSPACE_FILE,
+    READMODEL_FILE,
+    statements,
+)
 from streams.views.history.cassandra import (
     DAY_SHARDS,
     day_shard,
-    schema_statements,
+    first_wins_timestamp,
     split_contact_points,
 )
 
 
-def test_schema_statements_use_the_configured_keyspace() -> None:
-    statements = schema_statements("kw_prod")
-    assert statements[0].startswith("CREATE KEYSPACE IF NOT EXISTS kw_prod")
-    tables = [s.split("(")[0].split()[-1] for s in statements[1:]]
+def test_history_tables_use_the_configured_keyspace_and_never_create_it() -> None:
+    found = statements(HISTORY_FILE, "kw_prod")
+    tables = [s.split("(")[0].split()[-1] for s in found]
     assert tables == [
         "kw_prod.executions_by_fire_id",
         "kw_prod.executions_by_task",
         "kw_prod.task_buckets",
         "kw_prod.executions_by_day",
         "kw_prod.fire_ids_by_partition",
+        "kw_prod.partition_hours",
     ]
-    assert all("IF NOT EXISTS" in s for s in statements)
-    assert not any("kronwheel" in s for s in statements)
+    assert all(s.startswith("CREATE TABLE IF NOT EXISTS") for s in found)
+    assert not any("kronwheel" in s for s in found)
+
+
+def test_read_model_tables_never_create_the_keyspace() -> None:
+    found = statements(READMODEL_FILE, "rm_x")
+    assert found
+    assert all(s.startswith("CREATE TABLE IF NOT EXISTS rm_x.") for s in found)
+
+
+def test_the_operator_keyspace_uses_network_topology() -> None:
+    (keyspace,) = statements(KEYSPACE_FILE, "kronwheel")
+    assert keyspace.startswith("CREATE KEYSPACE IF NOT EXISTS kronwheel")
+    assert "NetworkTopologyStrategy" in keyspace
+    assert "SimpleStrategy" not in keyspace
+
+
+def test_an_earlier_recording_has_the_greater_write_timestamp() -> None:
+    assert first_wins_timestamp(1_000) > first_wins_timestamp(2_000) > 0
+    # A century of microseconds from now still leaves it positive.
+    assert first_wins_timestamp(5_000_000_000_000_000) > 0
 
 
 def test_contact_points_with_and_without_port() -> None:

@@ -10,7 +10,7 @@ import pytest
 from streams.core.clock import FakeClock
 from streams.core.ratelimit import TokenBucket
 from streams.dispatching.dedupe import RecentFireIds, Verdict
-from streams.dispatching.limits import HostLimits
+from streams.dispatching.limits import SWEEP_AT, HostLimits
 from streams.dispatching.progress import PartitionProgress
 
 
@@ -87,3 +87,54 @@ async def test_host_limits_bound_calls_per_host_not_across_hosts() -> None:
     release.set()
     await asyncio.gather(*calls)
     assert dict(peak) == {"a": 2, "b": 2}
+
+
+def test_outcomes_are_checked_for_a_race_only_just_after_an_assignment() -> None:
+    """The history store reads back (Cassandra) only while a previous owner of the
+    partition may still be recording; afterwards one write is enough."""
+    from streams.core.attempts import DueRecord
+    from streams.core.events import DueTask
+    from streams.dispatching.outputs import (
+        CONTENTION_WINDOW_MS,
+        Finished,
+        PartitionState,
+        Taken,
+        contended,
+    )
+
+    def finished(assigned_at_ms: int) -> Finished:
+        state = PartitionState(assigned_at_ms=assigned_at_ms)
+        due = DueTask.__new__(DueTask)  # only the partition state matters here
+        taken = Taken(due, DueRecord("tasks.due", 0, 0, None, None), state)
+        return Finished(taken, None)  # type: ignore[arg-type]
+
+    assigned = 1_000_000
+    assert contended([finished(assigned)], assigned + 5)
+    assert not contended([finished(assigned)], assigned + CONTENTION_WINDOW_MS)
+    old, fresh = finished(0), finished(assigned)
+    assert contended([old, fresh], assigned + 5), "one fresh partition in the batch is enough"
+    assert not contended([], assigned)
+
+
+async def test_host_limits_keep_state_only_for_hosts_in_use() -> None:
+    """Per-host state is bounded by the hosts in use, not by every host ever called."""
+    limits = HostLimits(concurrency=2, rate_per_s=0, clock=FakeClock())
+    for i in range(5_000):
+        async with limits.slot(f"host-{i}.example"):
+            assert len(limits) == 1
+    assert len(limits) == 0
+
+
+async def test_a_rate_limited_host_is_remembered_until_its_bucket_refills() -> None:
+    clock = FakeClock()
+    limits = HostLimits(concurrency=2, rate_per_s=1, clock=clock)
+    async with limits.slot("a"):
+        pass
+    assert len(limits) == 1, "forgetting it now would reset its rate"
+    clock.advance(1_000)
+    for i in range(SWEEP_AT):  # new hosts trigger a sweep, which drops refilled entries
+        async with limits.slot(f"h{i}"):
+            pass
+        clock.advance(1_000)
+    assert len(limits) <= SWEEP_AT
+    assert "a" not in limits._hosts

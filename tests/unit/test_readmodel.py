@@ -9,10 +9,6 @@ each property here is checked across orderings of the same events.
 from __future__ import annotations
 
 import itertools
-import os
-import shutil
-import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,31 +19,12 @@ from streams.core.model import AtSchedule, HttpTarget, Outcome, TaskSpec
 from streams.core.projection import derive_status, spec_changes
 from streams.ports import Projection, ReadModel, TaskQuery, TokenRecord
 from streams.views.readmodel.sqlite import SqliteReadModel
-
-CASSANDRA = os.environ.get("CASSANDRA_CONTACT_POINTS", "").strip()
-
-
-def docker_engine() -> bool:
-    if shutil.which("docker") is None:
-        return False
-    probe = subprocess.run(["docker", "info"], capture_output=True, timeout=20, check=False)
-    return probe.returncode == 0
+from tests.support.cassandra import contact_points, fresh_keyspace
 
 
 @pytest.fixture(scope="module")
 def cassandra_points() -> Iterator[tuple[str, ...]]:
-    if CASSANDRA:
-        yield tuple(CASSANDRA.split(","))
-        return
-    if not docker_engine():
-        pytest.skip(
-            "Cassandra read model: set CASSANDRA_CONTACT_POINTS, or run where a Docker "
-            "engine can start one (none here)"
-        )
-    from testcontainers.community.cassandra import CassandraContainer
-
-    with CassandraContainer("cassandra:4.1") as container:
-        yield tuple(f"{host}:{port}" for host, port in container.get_contact_points())
+    yield from contact_points()
 
 
 SPEC = TaskSpec(AtSchedule(2_000_000), HttpTarget("https://example.com/a"), name="a")
@@ -62,7 +39,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReadModel]
 
         points = request.getfixturevalue("cassandra_points")
         # A keyspace per test: the contract tests reuse task ids.
-        model = CassandraReadModel.connect(points, keyspace=f"rm_{uuid.uuid4().hex[:12]}")
+        model = CassandraReadModel.connect(points, keyspace=fresh_keyspace(points, "rm"))
     yield model
     model.close()
 

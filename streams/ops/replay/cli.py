@@ -12,6 +12,7 @@ import logging
 import time
 
 from streams.config import Settings
+from streams.core.model import Outcome
 from streams.core.timefmt import format_rfc3339_ms
 from streams.ops.replay.due import DueReplay, replay_due
 from streams.ops.replay.history import replay_history
@@ -57,7 +58,7 @@ def _run(settings: Settings, args: argparse.Namespace, progress: bool) -> str:
             window,
             now_ms,
             task_id=args.task,
-            only_failed=args.status == "failed",
+            only_failed=args.status == Outcome.FAILED,
             dry_run=args.dry_run,
             progress=progress,
         )

@@ -3,10 +3,9 @@
 Start positions come from ``offsets_for_times``, but nothing after that trusts
 the broker's idea of time or of the end: every record's own timestamp is
 checked against the window (the dev broker answers ``offsets_for_times`` with 0
-or a batch boundary), and a partition is done when the consumer reports it
-drained (partition EOF, which follows the fetch's high watermark, the one end
-offset that is right on the dev broker) or shows a record well past the
-window's end. A scan commits nothing and joins no
+or a batch boundary), and a partition is done when it is read to its end
+(streams.kafka.reading, which knows the dev broker's wrong end offsets) or
+shows a record well past the window's end. A scan commits nothing and joins no
 group, so it can be interrupted and run again at any time.
 """
 
@@ -14,22 +13,23 @@ from __future__ import annotations
 
 import logging
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 from tqdm import tqdm
 
 from streams.config import Settings, kafka_config
+from streams.kafka.reading import ToEnd
 from streams.ops.replay.window import Window
 
 log = logging.getLogger(__name__)
 
 BATCH = 1000
-# A partition that sends neither a record nor EOF for this long counts as drained;
-# EOF normally arrives first, this only bounds a broker that never sends one.
+# A partition that sends no record for this long short of its end counts as
+# drained: the end normally comes first, this only bounds a broker that never
+# lets a reader reach the end it announced.
 IDLE_S = 5.0
 # A partition is done once it shows a record stamped this long after the window's
 # end: timestamps are the producers' clocks, so records are not in strict time
@@ -116,25 +116,15 @@ def scan_window(
     )
     try:
         starts = start_offsets(consumer, topic, window)
-        remaining = set(starts)
-        if not remaining:
-            return
-        consumer.assign([TopicPartition(topic, p, offset) for p, offset in starts.items()])
+        reader = ToEnd(consumer, topic, starts, give_up_idle_s=IDLE_S, batch=BATCH)
         first_offsets: dict[int, int] = {}
-        last_seen = time.monotonic()
-        while remaining:
-            messages = consumer.consume(BATCH, 0.2)
+        done: set[int] = set()
+        for messages in reader.batches():
             batch: list[Message] = []
             for message in messages:
-                error = message.error()
                 partition = message.partition() or 0
-                if error is not None:
-                    if error.code() == KafkaError._PARTITION_EOF:
-                        _finish(consumer, topic, partition, remaining)
-                        continue
-                    raise RuntimeError(f"reading {topic}[{partition}]: {error}")
-                if partition not in remaining:
-                    continue  # arrived after the partition was done: not part of this scan
+                if partition in done:
+                    continue  # past the window: not part of this scan
                 first_offsets.setdefault(partition, message.offset() or 0)
                 stats.read += 1
                 _, timestamp_ms = message.timestamp()
@@ -143,35 +133,19 @@ def scan_window(
                 elif window.end_ms is not None and timestamp_ms > window.end_ms:
                     stats.after_window += 1
                     if timestamp_ms > window.end_ms + PAST_END_SLACK_MS:
-                        _finish(consumer, topic, partition, remaining)
+                        done.add(partition)
+                        reader.stop(partition)
                 else:
                     stats.in_window += 1
                     stats.per_partition[partition] = stats.per_partition.get(partition, 0) + 1
                     batch.append(message)
-            if messages:
-                last_seen = time.monotonic()
-                bar.total = _estimated_total(consumer, topic, first_offsets, starts)
-                bar.update(sum(1 for m in messages if m.error() is None))
-            elif time.monotonic() - last_seen > IDLE_S:
-                log.warning(
-                    "%s: no record and no end-of-partition for %.0f s on %s; treating as drained",
-                    topic,
-                    IDLE_S,
-                    sorted(remaining),
-                )
-                break
+            bar.total = _estimated_total(consumer, topic, first_offsets, starts)
+            bar.update(len(messages))
             if batch:
                 yield batch
     finally:
         bar.close()
         consumer.close()
-
-
-def _finish(consumer: Consumer, topic: str, partition: int, remaining: set[int]) -> None:
-    """Stop fetching a partition that has nothing more for this scan."""
-    if partition in remaining:
-        remaining.discard(partition)
-        consumer.pause([TopicPartition(topic, partition)])
 
 
 def _estimated_total(

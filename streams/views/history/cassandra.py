@@ -1,27 +1,34 @@
 """The production history store: Cassandra through cassandra-driver.
 
-Tables are in ``infra/cassandra/schema.cql`` (applied on open, all IF NOT
-EXISTS). Writes go through prepared statements, many at once with the driver's
-bounded concurrency (``execute_concurrent_with_args``). The row keyed by fire id
-is written with ``IF NOT EXISTS`` (a lightweight transaction), so the first
-outcome of a fire id wins exactly as in SQLite; the query tables (by task, by
-day, by partition) are then upserted with the winning row, which makes a redo
-after a crash complete any of them a crash left out. That LWT costs about four
-round trips per fire id: it is the price of "one outcome per fire id" when two
-dispatchers race on a moved partition.
+Tables are in ``infra/cassandra/10-history.cql``, created IF NOT EXISTS on open
+in a keyspace the operator made (``infra/cassandra/00-keyspace.cql``). Every
+query names one partition; statements are prepared; many run at once with the
+driver's bounded concurrency (``execute_concurrent_with_args``).
+
+One outcome per fire id without a lightweight transaction: every row is a plain
+upsert whose write timestamp FALLS with the time of recording
+(``2^62 - recorded microseconds``). Last-write-wins then keeps the outcome
+recorded first, in every table and on every replica, whatever order the writes
+arrive in, and a redo after a crash is a no-op. A write is one round trip where
+an ``IF NOT EXISTS`` costs four (Paxos prepare, read, propose, commit).
+
+Knowing whether *this* write won needs a read. ``record_executions`` reads the
+fire ids back unless the caller says no competitor can exist
+(``contended=False``: the dispatcher says so for partitions it has owned longer
+than any attempt of a previous owner can run), so the common case is one round
+trip and the rare one (a partition just moved) two.
 """
 
 from __future__ import annotations
 
-import re
 import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from importlib import resources
 from typing import Any
 
 from streams.core.events import ExecutionResult
 from streams.ports import DueSource, RecordedExecution
+from streams.views.cassandra_schema import HISTORY_FILE, apply_tables
 from streams.views.history.rows import RESULT_COLUMNS, result_from_columns, result_values
 
 DAY_MS = 86_400_000
@@ -30,12 +37,12 @@ DAY_SHARDS = 8
 DEFAULT_CONCURRENCY = 64
 
 
-def schema_statements(keyspace: str) -> list[str]:
-    """The CQL of infra/cassandra/schema.cql, for the given keyspace, one statement each."""
-    text = (resources.files("streams.infra") / "cassandra" / "schema.cql").read_text("utf-8")
-    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
-    text = re.sub(r"\bkronwheel\b", keyspace, text)
-    return [statement.strip() for statement in text.split(";") if statement.strip()]
+# Write timestamps fall from here as recording time grows: the first recording wins.
+FIRST_WINS_BASE_US = 1 << 62
+
+
+def first_wins_timestamp(recorded_at_us: int) -> int:
+    return FIRST_WINS_BASE_US - recorded_at_us
 
 
 def day_shard(task_id: str) -> int:
@@ -65,8 +72,7 @@ class CassandraHistoryStore:
             hosts, port=port, execution_profiles={EXEC_PROFILE_DEFAULT: profile}
         )
         self._session = self._cluster.connect()
-        for statement in schema_statements(keyspace):
-            self._session.execute(statement, timeout=60.0)
+        apply_tables(self._session, HISTORY_FILE, keyspace)
         self._session.set_keyspace(keyspace)
         self._ttl_s = ttl_s
         self._concurrency = concurrency
@@ -76,23 +82,31 @@ class CassandraHistoryStore:
         prepare = self._session.prepare
         self._insert_by_fire_id = prepare(
             f"INSERT INTO {ks}.executions_by_fire_id ({columns}, due_partition, due_offset) "
-            f"VALUES ({marks}) IF NOT EXISTS USING TTL ?"
+            f"VALUES ({marks}) USING TTL ? AND TIMESTAMP ?"
         )
         self._insert_by_task = prepare(
             f"INSERT INTO {ks}.executions_by_task (bucket, {columns}) "
-            f"VALUES (?, {', '.join('?' * len(RESULT_COLUMNS))}) USING TTL ?"
+            f"VALUES (?, {', '.join('?' * len(RESULT_COLUMNS))}) USING TTL ? AND TIMESTAMP ?"
         )
         self._insert_bucket = prepare(
-            f"INSERT INTO {ks}.task_buckets (task_id, bucket) VALUES (?, ?) USING TTL ?"
+            f"INSERT INTO {ks}.task_buckets (task_id, bucket) VALUES (?, ?) "
+            "USING TTL ? AND TIMESTAMP ?"
         )
         self._insert_by_day = prepare(
             f"INSERT INTO {ks}.executions_by_day (day, shard, {columns}) "
-            f"VALUES (?, ?, {', '.join('?' * len(RESULT_COLUMNS))}) USING TTL ?"
+            f"VALUES (?, ?, {', '.join('?' * len(RESULT_COLUMNS))}) USING TTL ? AND TIMESTAMP ?"
         )
         self._insert_by_partition = prepare(
             f"INSERT INTO {ks}.fire_ids_by_partition "
             "(due_partition, hour, scheduled_at_ms, fire_id, due_offset) "
-            "VALUES (?, ?, ?, ?, ?) USING TTL ?"
+            "VALUES (?, ?, ?, ?, ?) USING TTL ? AND TIMESTAMP ?"
+        )
+        self._insert_partition_hour = prepare(
+            f"INSERT INTO {ks}.partition_hours (due_partition, hour) VALUES (?, ?) "
+            "USING TTL ? AND TIMESTAMP ?"
+        )
+        self._select_partition_hours = prepare(
+            f"SELECT hour FROM {ks}.partition_hours WHERE due_partition = ? AND hour >= ?"
         )
         self._select_by_fire_id = prepare(
             f"SELECT {columns}, due_partition, due_offset FROM {ks}.executions_by_fire_id "
@@ -127,51 +141,48 @@ class CassandraHistoryStore:
         self,
         results: Sequence[ExecutionResult],
         sources: Mapping[str, DueSource] | None = None,
+        contended: bool = True,
     ) -> int:
         sources = sources or {}
         unique = list({r.fire_id: r for r in results}.values())
         if not unique:
             return 0
-        answers = self._run(
+        stamp = first_wins_timestamp(time.time_ns() // 1000)
+        ttl = self._ttl_s
+        self._run(
             self._insert_by_fire_id,
             (
-                (
-                    *result_values(r),
-                    *_source_values(sources.get(r.fire_id)),
-                    self._ttl_s,
-                )
+                (*result_values(r), *_source_values(sources.get(r.fire_id)), ttl, stamp)
                 for r in unique
             ),
         )
-        winners: list[tuple[ExecutionResult, DueSource | None]] = []
-        inserted = 0
-        for mine, answer in zip(unique, answers, strict=True):
-            if answer.was_applied:
-                inserted += 1
-                winners.append((mine, sources.get(mine.fire_id)))
-            else:
-                existing = answer.one()
-                winners.append((result_from_columns(existing), _source_from_row(existing)))
-        self._write_query_tables(winners)
-        return inserted
+        self._write_query_tables([(r, sources.get(r.fire_id)) for r in unique], stamp)
+        if not contended:
+            return len(unique)
+        # Read back: a row that is not ours was recorded first by someone else.
+        stored = self.recorded([r.fire_id for r in unique])
+        return sum(1 for r in unique if r.fire_id in stored and stored[r.fire_id].result == r)
 
-    def _write_query_tables(self, winners: list[tuple[ExecutionResult, DueSource | None]]) -> None:
+    def _write_query_tables(
+        self, rows: list[tuple[ExecutionResult, DueSource | None]], stamp: int
+    ) -> None:
         ttl = self._ttl_s
         self._run(
             self._insert_by_task,
-            ((r.scheduled_at_ms // DAY_MS, *result_values(r), ttl) for r, _ in winners),
+            ((r.scheduled_at_ms // DAY_MS, *result_values(r), ttl, stamp) for r, _ in rows),
         )
         self._run(
             self._insert_bucket,
-            {(r.task_id, r.scheduled_at_ms // DAY_MS, ttl) for r, _ in winners},
+            {(r.task_id, r.scheduled_at_ms // DAY_MS, ttl, stamp) for r, _ in rows},
         )
         self._run(
             self._insert_by_day,
             (
-                (r.scheduled_at_ms // DAY_MS, day_shard(r.task_id), *result_values(r), ttl)
-                for r, _ in winners
+                (r.scheduled_at_ms // DAY_MS, day_shard(r.task_id), *result_values(r), ttl, stamp)
+                for r, _ in rows
             ),
         )
+        with_source = [(r, s) for r, s in rows if s is not None]
         self._run(
             self._insert_by_partition,
             (
@@ -182,10 +193,14 @@ class CassandraHistoryStore:
                     r.fire_id,
                     s.offset,
                     ttl,
+                    stamp,
                 )
-                for r, s in winners
-                if s is not None
+                for r, s in with_source
             ),
+        )
+        self._run(
+            self._insert_partition_hour,
+            {(s.partition, r.scheduled_at_ms // HOUR_MS, ttl, stamp) for r, s in with_source},
         )
 
     def executions(self, task_id: str, limit: int = 100) -> list[ExecutionResult]:
@@ -229,9 +244,14 @@ class CassandraHistoryStore:
         return found
 
     def recent_fire_ids(self, partition: int, since_ms: int) -> dict[str, tuple[int, int | None]]:
-        # Up to an hour past the local clock: a firing may be recorded a little
-        # "in the future" of this machine when clocks differ.
-        hours = range(since_ms // HOUR_MS, (time.time_ns() // 1_000_000) // HOUR_MS + 2)
+        # The hours that have rows come from partition_hours (one partition), so
+        # the window does not depend on this machine's clock.
+        hours = [
+            row["hour"]
+            for row in self._session.execute(
+                self._select_partition_hours, (partition, since_ms // HOUR_MS)
+            )
+        ]
         answers = self._run(
             self._select_by_partition, ((partition, hour, since_ms) for hour in hours)
         )
@@ -240,6 +260,10 @@ class CassandraHistoryStore:
             for answer in answers
             for row in answer
         }
+
+    def purge_expired(self, before_ms: int) -> int:
+        """Nothing to do: every row was written with the retention as its TTL."""
+        return 0
 
     def close(self) -> None:
         self._cluster.shutdown()

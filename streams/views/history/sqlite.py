@@ -77,8 +77,10 @@ class SqliteHistoryStore:
         self,
         results: Sequence[ExecutionResult],
         sources: Mapping[str, DueSource] | None = None,
+        contended: bool = True,
     ) -> int:
-        """Batched: one transaction for many outcomes. Returns how many were new."""
+        """Batched: one transaction for many outcomes. Returns how many were new
+        (exactly, contended or not: the insert itself says)."""
         sources = sources or {}
         inserted = 0
         with self._transaction() as conn:
@@ -142,6 +144,15 @@ class SqliteHistoryStore:
                 (partition, since_ms),
             ).fetchall()
         return {row[0]: (row[1], row[2]) for row in rows}
+
+    def purge_expired(self, before_ms: int) -> int:
+        """Delete outcomes scheduled before ``before_ms`` (the retention, for stores
+        without a TTL). Returns how many rows went."""
+        with locked_transaction(self._conn, self._lock):
+            cursor = self._conn.execute(
+                "DELETE FROM executions WHERE scheduled_at_ms < ?", (before_ms,)
+            )
+        return int(cursor.rowcount)
 
     def close(self) -> None:
         with self._lock:

@@ -10,7 +10,11 @@ def open_read_model(settings: Settings) -> ReadModel:
     if settings.cassandra_contact_points:
         from streams.views.readmodel.cassandra import CassandraReadModel
 
-        return CassandraReadModel.connect(settings.cassandra_contact_points)
+        return CassandraReadModel.connect(
+            settings.cassandra_contact_points,
+            keyspace=settings.cassandra_keyspace,
+            ttl_s=settings.history_ttl_s,
+        )
     from streams.views.readmodel.sqlite import SqliteReadModel
 
     return SqliteReadModel(settings.history_db_path)

@@ -1,14 +1,17 @@
-"""The read model in Cassandra, for production (schema: infra/cassandra/readmodel.cql).
+"""The read model in Cassandra, for production (schema: infra/cassandra/20-readmodel.cql,
+in a keyspace the operator created: infra/cassandra/00-keyspace.cql).
 
 Every write is an idempotent upsert. Result columns are written with a
 Cassandra write timestamp derived from (scheduled time, attempt), so the newest
 firing's outcome wins whatever order results are read in, without a read
-before the write. Status is derived on read from the stored facts.
+before the write; the projector's offsets are written with the offset as their
+timestamp, so they never go back. Status is derived on read from the stored
+facts. Audit rows, and a task's rows once it has ended, expire after the
+retention (``ttl_s``, KRONWHEEL_HISTORY_TTL_S; 0 keeps them).
 """
 
 from __future__ import annotations
 
-from importlib import resources
 from typing import Any
 
 import orjson
@@ -16,21 +19,15 @@ import orjson
 from streams.core.events import ExecutionResult, TaskCommand, TaskState
 from streams.core.projection import ENDED, derive_status
 from streams.ports import AuditEntry, Projection, TaskQuery, TaskRecord, TokenRecord
+from streams.views.cassandra_schema import DEFAULT_KEYSPACE, READMODEL_FILE, apply_tables
 from streams.views.readmodel.common import audit_trail, command_values, state_values
 
-KEYSPACE = "kronwheel"
+# Offsets are written at this timestamp plus the offset: above every wall-clock
+# write timestamp (2^61 microseconds is in the year 4300), so the greatest offset wins.
+OFFSET_STAMP_BASE = 1 << 61
 # Rows scanned per page while filtering a list by status or text, in Python.
 SCAN_PAGE = 500
 MAX_SCANNED = 20_000
-
-
-def schema_statements(keyspace: str = KEYSPACE) -> list[str]:
-    """The statements of infra/cassandra/readmodel.cql, in ``keyspace`` (tests use their own)."""
-    text = resources.files("streams.infra").joinpath("cassandra/readmodel.cql").read_text("utf-8")
-    lines = [line for line in text.splitlines() if not line.strip().startswith("--")]
-    text = "\n".join(lines).replace(f"EXISTS {KEYSPACE}", f"EXISTS {keyspace}")
-    text = text.replace(f" {KEYSPACE}.", f" {keyspace}.")
-    return [s.strip() for s in text.split(";") if s.strip()]
 
 
 def _result_timestamp_us(result: ExecutionResult) -> int:
@@ -39,10 +36,10 @@ def _result_timestamp_us(result: ExecutionResult) -> int:
 
 
 class CassandraReadModel:
-    def __init__(self, session: Any, keyspace: str = KEYSPACE) -> None:
+    def __init__(self, session: Any, keyspace: str = DEFAULT_KEYSPACE, ttl_s: int = 0) -> None:
         self._session = session
-        for statement in schema_statements(keyspace):
-            session.execute(statement)
+        self._ttl_s = ttl_s
+        apply_tables(session, READMODEL_FILE, keyspace)
         session.set_keyspace(keyspace)
         prepare = session.prepare
         self._put_state = prepare(
@@ -56,6 +53,17 @@ class CassandraReadModel:
         self._end = prepare(
             "UPDATE rm_tasks SET state_status = ?, next_fire_ms = null WHERE task_id = ?"
         )
+        # An ended task's row is written again whole with the retention TTL (a TTL
+        # applies per cell, so every cell is rewritten); live tasks never expire.
+        self._expire_task = prepare(
+            """UPDATE rm_tasks USING TTL ? SET tenant = ?, name = ?, spec = ?, state_status = ?,
+               cancel_requested = ?, fire_count = ?, created_at_ms = ?, updated_at_ms = ?
+               WHERE task_id = ?"""
+        )
+        self._expire_index = prepare(
+            "INSERT INTO rm_tasks_by_tenant (tenant, created_at_ms, task_id) VALUES (?, ?, ?) "
+            "USING TTL ?"
+        )
         self._put_result = prepare(
             """UPDATE rm_tasks USING TIMESTAMP ? SET last_fire_id = ?, last_outcome = ?,
                last_final = ?, last_finished_at_ms = ? WHERE task_id = ?"""
@@ -64,11 +72,12 @@ class CassandraReadModel:
         self._get = prepare("SELECT * FROM rm_tasks WHERE task_id = ?")
         self._put_audit = prepare(
             """INSERT INTO rm_audit (command_id, task_id, tenant, kind, issuer, issued_at_ms,
-               spec, changes) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
+               spec, changes) VALUES (?, ?, ?, ?, ?, ?, ?, ?) USING TTL ?"""
         )
         self._audit = prepare("SELECT * FROM rm_audit WHERE task_id = ? LIMIT ?")
         self._put_offset = prepare(
-            "INSERT INTO rm_offsets (projector, topic, partition, next_offset) VALUES (?, ?, ?, ?)"
+            "INSERT INTO rm_offsets (projector, topic, partition, next_offset) VALUES (?, ?, ?, ?) "
+            "USING TIMESTAMP ?"
         )
         self._offsets = prepare("SELECT * FROM rm_offsets WHERE projector = ?")
         self._put_token = prepare(
@@ -86,13 +95,13 @@ class CassandraReadModel:
 
     @classmethod
     def connect(
-        cls, contact_points: tuple[str, ...], keyspace: str = KEYSPACE
+        cls, contact_points: tuple[str, ...], keyspace: str = DEFAULT_KEYSPACE, ttl_s: int = 0
     ) -> CassandraReadModel:
         from cassandra.cluster import Cluster
 
         hosts, ports = zip(*(_host_port(p) for p in contact_points), strict=True)
         cluster = Cluster(list(hosts), port=ports[0])
-        return cls(cluster.connect(), keyspace)
+        return cls(cluster.connect(), keyspace, ttl_s)
 
     # --- writes ------------------------------------------------------------------------
 
@@ -117,8 +126,12 @@ class CassandraReadModel:
         for command in batch.commands:
             self._apply_command(command)
         # Offsets last: a crash before this re-applies the batch, which is idempotent.
+        # The offset is its own write timestamp (above any wall-clock one): a late or
+        # repeated batch cannot move it back, with no read and no lightweight transaction.
         for topic, partition, offset in batch.offsets:
-            execute(self._put_offset, (projector, topic, partition, offset))
+            execute(
+                self._put_offset, (projector, topic, partition, offset, OFFSET_STAMP_BASE + offset)
+            )
 
     def _tenant_of(self, task_id: str) -> str | None:
         row = self._session.execute(self._get, (task_id,)).one()
@@ -127,6 +140,7 @@ class CassandraReadModel:
     def _apply_state(self, task_id: str, state: TaskState | None) -> None:
         if state is None:
             self._session.execute(self._end, (ENDED, task_id))
+            self._expire(task_id)
             return
         if self._tenant_of(task_id) not in (None, state.tenant):
             return  # a task id never changes tenant
@@ -136,8 +150,34 @@ class CassandraReadModel:
         )
         self._session.execute(self._put_index, (state.tenant, state.created_at_ms, task_id))
 
+    def _expire(self, task_id: str) -> None:
+        if not self._ttl_s:
+            return
+        row = self._session.execute(self._get, (task_id,)).one()
+        if row is None or row.tenant is None:
+            return
+        self._session.execute(
+            self._expire_task,
+            (
+                self._ttl_s,
+                row.tenant,
+                row.name,
+                row.spec,
+                row.state_status,
+                row.cancel_requested,
+                row.fire_count,
+                row.created_at_ms,
+                row.updated_at_ms,
+                task_id,
+            ),
+        )
+        if row.created_at_ms is not None:
+            self._session.execute(
+                self._expire_index, (row.tenant, row.created_at_ms, task_id, self._ttl_s)
+            )
+
     def _apply_command(self, command: TaskCommand) -> None:
-        self._session.execute(self._put_audit, command_values(command))
+        self._session.execute(self._put_audit, (*command_values(command), self._ttl_s))
         if command.kind.value == "CANCEL" and self._tenant_of(command.task_id) == command.tenant:
             self._session.execute(self._cancel, (command.task_id,))
 
@@ -195,6 +235,10 @@ class CassandraReadModel:
         if r is None:
             return None
         return TokenRecord(r.token_hash, r.tenant, r.name, bool(r.admin), r.created_at_ms)
+
+    def purge_expired(self, before_ms: int) -> int:
+        """Nothing to do: audit rows and ended tasks carry the retention as their TTL."""
+        return 0
 
     def close(self) -> None:
         self._session.cluster.shutdown()

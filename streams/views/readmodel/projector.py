@@ -3,14 +3,21 @@
 It also reads tasks.dead, for one thing only: a command the processors refused
 ends the wait of the request that published it, with the reason.
 
-It runs on a thread inside each API process. It uses assign() over every
-partition (no group: joins are slow on some brokers, and each API instance
-needs every partition anyway) and keeps its offsets in the read model itself,
-written in the same transaction as the rows they produced, so a restart
-resumes exactly where the store is. Records are read read_committed.
+It runs on a thread inside each API process and keeps its offsets in the read
+model itself, written after the rows they produced (a redo is idempotent), so
+a restart resumes exactly where the store is. Records are read read_committed.
+Two shapes, by where the read model lives:
 
-After each applied batch it hands the batch to ``on_batch`` (the API's live
-hub: WebSocket subscribers and ``?wait=true`` requests).
+* **Private** (SQLite: each API process has its own file): assign() over every
+  partition (no group: joins are slow on some brokers), project everything,
+  hand each applied batch to ``on_batch`` (the API's live hub: WebSocket
+  subscribers and ``?wait=true`` requests).
+* **Shared** (Cassandra: one read model for every API instance): the writer is
+  a consumer GROUP (``kronwheel-projectors``), so each record is written once
+  whatever the number of instances; a partition moves with its offsets (stored
+  under one projector name, and they never go back). The live hub still needs
+  every partition's events, so a second, write-free consumer tails every
+  partition from its end and feeds ``on_batch``.
 """
 
 from __future__ import annotations
@@ -20,9 +27,9 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from streams.config import Settings, consumer_config
 from streams.core.errors import MalformedEvent
@@ -57,6 +64,8 @@ class ProjectorStatus:
     last_poll_monotonic: float = 0.0
     applied_batches: int = 0
     error: str | None = None
+    shared: bool = False
+    partitions: int = 0  # owned now (shared mode: the group's share of this instance)
 
 
 class Projector:
@@ -65,34 +74,46 @@ class Projector:
         settings: Settings,
         store: ReadModel,
         on_batch: Callable[[Projection], None] = lambda _batch: None,
+        shared: bool | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
         self.on_batch = on_batch
-        self.name = f"api-{settings.slot}"
-        self.status = ProjectorStatus()
+        self.shared = bool(settings.cassandra_contact_points) if shared is None else shared
+        # Shared offsets belong to the group's one projector, not to an instance.
+        self.name = "projector" if self.shared else f"api-{settings.slot}"
+        self.status = ProjectorStatus(shared=self.shared)
         self._topics = {name: settings.topic(name) for name in (STATE, RESULTS, COMMANDS, DEAD)}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="projector", daemon=True)
+        self._threads = [threading.Thread(target=self._run, name="projector", daemon=True)]
+        if self.shared:
+            self._threads.append(
+                threading.Thread(target=self._tail, name="projector-live", daemon=True)
+            )
 
     def start(self) -> Projector:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(10)
+        for thread in self._threads:
+            thread.join(10)
 
     def _run(self) -> None:
-        consumer = Consumer(
-            consumer_config(
-                self.settings,
-                "projector",
-                f"{self.settings.topic_prefix}kronwheel-api-projector-{self.settings.slot}",
-            )
+        prefix = self.settings.topic_prefix
+        group = (
+            f"{prefix}kronwheel-projectors"
+            if self.shared
+            else f"{prefix}kronwheel-api-projector-{self.settings.slot}"
         )
+        consumer = Consumer(consumer_config(self.settings, "projector", group))
         try:
-            self._assign(consumer)
+            if self.shared:
+                self._join(consumer)
+            else:
+                self._assign(consumer, self.store.offsets(self.name))
             probed = time.monotonic()
             while not self._stop.is_set():
                 messages = consume_batch(consumer, MAX_BATCH, POLL_TIMEOUT_S)
@@ -101,6 +122,8 @@ class Projector:
                     self._probe(consumer)
                     probed = self.status.last_poll_monotonic
                 if not messages:
+                    if not self.status.assigned:
+                        continue  # a group member polls empty until it is given partitions
                     if not self.status.caught_up:
                         log.info("projector caught up")
                     self.status.caught_up = True
@@ -111,10 +134,59 @@ class Projector:
                 PROJECTED_EVENTS.labels("state").inc(len(batch.states))
                 PROJECTED_EVENTS.labels("results").inc(len(batch.results))
                 PROJECTED_EVENTS.labels("commands").inc(len(batch.commands))
-                self.on_batch(batch)
+                if not self.shared:
+                    self.on_batch(batch)
         except Exception as exc:  # reported by /readyz; the API process stays up for reads
             self.status.error = f"{type(exc).__name__}: {exc}"
             log.exception("projector stopped")
+        finally:
+            consumer.close()
+
+    def _join(self, consumer: Consumer) -> None:
+        """Shared mode: join the projectors' group; each partition it is given starts
+        at the offset stored in the read model (whoever projected it before)."""
+        if self._wait_for_topics(consumer) is None:
+            return
+
+        def on_assign(c: Consumer, partitions: list[TopicPartition]) -> None:
+            stored = self.store.offsets(self.name)
+            for tp in partitions:
+                tp.offset = stored.get((tp.topic, tp.partition), OFFSET_BEGINNING)
+            c.incremental_assign(partitions)
+            self.status.partitions += len(partitions)
+            self.status.assigned = True
+            log.info("projector group assigned %d partitions", len(partitions))
+
+        def on_revoke(_c: Consumer, partitions: list[TopicPartition]) -> None:
+            # Nothing to flush: each batch's offsets were stored with its rows.
+            self.status.partitions -= len(partitions)
+
+        consumer.subscribe(
+            list(self._topics.values()),
+            on_assign=on_assign,
+            on_revoke=on_revoke,
+            on_lost=on_revoke,
+        )
+        self.status.broker_reachable = True
+
+    def _tail(self) -> None:
+        """Shared mode: every partition's new events for this instance's live hub,
+        without writing (the group's writer for that partition writes)."""
+        consumer = Consumer(
+            consumer_config(
+                self.settings,
+                "projector-live",
+                f"{self.settings.topic_prefix}kronwheel-api-live-{self.settings.slot}",
+            )
+        )
+        try:
+            self._assign(consumer, {}, start=OFFSET_END, live_only=True)
+            while not self._stop.is_set():
+                messages = consume_batch(consumer, MAX_BATCH, POLL_TIMEOUT_S)
+                if messages:
+                    self.on_batch(self._project(messages))
+        except Exception:
+            log.exception("projector live tail stopped")
         finally:
             consumer.close()
 
@@ -125,8 +197,7 @@ class Projector:
         except KafkaException:
             self.status.broker_reachable = False
 
-    def _assign(self, consumer: Consumer) -> None:
-        stored = self.store.offsets(self.name)
+    def _wait_for_topics(self, consumer: Consumer) -> dict[str, Any] | None:
         while not self._stop.is_set():
             try:
                 metadata = consumer.list_topics(timeout=10).topics
@@ -140,13 +211,29 @@ class Projector:
             self.status.error = f"waiting for topics {', '.join(missing)}"
             time.sleep(METADATA_RETRY_S)
         else:
+            return None
+        self.status.error = None
+        return dict(metadata)
+
+    def _assign(
+        self,
+        consumer: Consumer,
+        stored: dict[tuple[str, int], int],
+        start: int = OFFSET_BEGINNING,
+        live_only: bool = False,
+    ) -> None:
+        metadata = self._wait_for_topics(consumer)
+        if metadata is None:
             return
         assignment = [
-            TopicPartition(topic, partition, stored.get((topic, partition), OFFSET_BEGINNING))
+            TopicPartition(topic, partition, stored.get((topic, partition), start))
             for topic in self._topics.values()
             for partition in metadata[topic].partitions
         ]
         consumer.assign(assignment)
+        if live_only:
+            return  # the status is the writer's
+        self.status.partitions = len(assignment)
         self.status.assigned = True
         self.status.broker_reachable = True
         self.status.error = None

@@ -16,18 +16,18 @@ from typing import Any
 import orjson
 
 from streams.core.events import ExecutionResult, TaskCommand, TaskState
-from streams.core.projection import ENDED, derive_status
+from streams.core.projection import ENDED, ShownStatus, derive_status
 from streams.ports import AuditEntry, Projection, TaskQuery, TaskRecord, TokenRecord
 from streams.views.readmodel.common import audit_trail, command_values, state_values
 from streams.views.sqlitefile import locked_transaction, open_shared_file
 
-SCHEMA = """
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS rm_tasks (
     task_id TEXT PRIMARY KEY,
     tenant TEXT NOT NULL,
     name TEXT NOT NULL DEFAULT '',
     spec TEXT,                       -- NULL until the processor's first changelog entry
-    status TEXT NOT NULL DEFAULT 'scheduled',
+    status TEXT NOT NULL DEFAULT '{ShownStatus.SCHEDULED.value}',
     state_status TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     next_fire_ms INTEGER,
@@ -271,6 +271,18 @@ class SqliteReadModel:
                 (token_hash,),
             ).fetchone()
         return None if row is None else TokenRecord(row[0], row[1], row[2], bool(row[3]), row[4])
+
+    def purge_expired(self, before_ms: int) -> int:
+        """Delete audit rows issued before ``before_ms`` and the rows of tasks that
+        ended before it; live tasks and tokens stay. Returns how many rows went."""
+        with locked_transaction(self._conn, self._lock):
+            audit = self._conn.execute("DELETE FROM rm_audit WHERE issued_at_ms < ?", (before_ms,))
+            tasks = self._conn.execute(
+                """DELETE FROM rm_tasks WHERE state_status = ?
+                   AND COALESCE(last_finished_at_ms, updated_at_ms) < ?""",
+                (ENDED, before_ms),
+            )
+        return int(audit.rowcount) + int(tasks.rowcount)
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,106 @@
+"""The processor's Kafka side on confluent-kafka (the :class:`streams.ports.ProcessorKafka`
+the loop uses unless a test passes another).
+
+One consumer in the processors' group over tasks.commands, one transactional
+producer whose id is fixed per slot, and the changelog reader for restores.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+
+from confluent_kafka import Consumer, Message, Producer, TopicPartition
+
+from streams.config import Settings, consumer_config, producer_config
+from streams.kafka.clients import consume_batch, report_lag, seek_to_committed
+from streams.kafka.topics import COMMANDS, STATE
+from streams.kafka.transactions import FatalKafkaError, run_transaction
+from streams.ports import OutRecord, Rebalance
+from streams.wheel.changelog import read_partition
+
+TRANSACTION_TIMEOUT_MS = 10_000
+# Each transaction call (send offsets, commit, abort) waits at most this long.
+CALL_TIMEOUT_S = 10.0
+INIT_TIMEOUT_S = 30.0
+LAG_EVERY_S = 5.0
+
+
+def group_id(settings: Settings) -> str:
+    return f"{settings.topic_prefix}kronwheel-processors"
+
+
+def transactional_id(settings: Settings) -> str:
+    return f"{settings.topic_prefix}kronwheel-processor-{settings.slot}"
+
+
+class ConfluentProcessorKafka:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.commands_topic = settings.topic(COMMANDS)
+        self.state_topic = settings.topic(STATE)
+        self._consumer = Consumer(
+            consumer_config(
+                settings, "processor", group_id(settings), **{"enable.partition.eof": False}
+            )
+        )
+        self._producer = Producer(
+            producer_config(
+                settings,
+                "processor",
+                **{
+                    "transactional.id": transactional_id(settings),
+                    "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+                },
+            )
+        )
+        self._lag_at = 0.0
+
+    def subscribe(self, on_assign: Rebalance, on_revoke: Rebalance, on_lost: Rebalance) -> None:
+        self._producer.init_transactions(INIT_TIMEOUT_S)  # fences a dead predecessor
+        self._consumer.subscribe(
+            [self.commands_topic],
+            on_assign=lambda _c, tps: on_assign([tp.partition for tp in tps]),
+            on_revoke=lambda _c, tps: on_revoke([tp.partition for tp in tps]),
+            on_lost=lambda _c, tps: on_lost([tp.partition for tp in tps]),
+        )
+
+    def poll(self, max_messages: int, timeout_s: float) -> list[Message]:
+        messages = consume_batch(self._consumer, max_messages, timeout_s)
+        for message in messages:
+            error = message.error()
+            if error is not None and error.fatal():
+                raise FatalKafkaError.of(error, "consume")
+        if time.monotonic() - self._lag_at > LAG_EVERY_S:
+            self._lag_at = time.monotonic()
+            owned = self._consumer.assignment()
+            report_lag(self._consumer, group_id(self.settings), owned)
+        return messages
+
+    def positions(self, partitions: Sequence[int]) -> dict[int, int]:
+        if not partitions:
+            return {}
+        tps = [TopicPartition(self.commands_topic, p) for p in partitions]
+        return {tp.partition: tp.offset for tp in self._consumer.position(tps) if tp.offset >= 0}
+
+    def transact(self, outputs: Sequence[OutRecord], offsets: Mapping[int, int]) -> None:
+        run_transaction(
+            self._producer,
+            outputs,
+            [TopicPartition(self.commands_topic, p, o) for p, o in sorted(offsets.items())],
+            self._consumer.consumer_group_metadata(),
+            CALL_TIMEOUT_S,
+        )
+
+    def rewind(self, partitions: Sequence[int]) -> None:
+        tps = [TopicPartition(self.commands_topic, p) for p in partitions]
+        seek_to_committed(self._consumer, tps, INIT_TIMEOUT_S)
+
+    def read_changelog(self, partition: int) -> Iterator[Message]:
+        return read_partition(self.settings, self.state_topic, partition)
+
+    def close(self) -> None:
+        try:
+            self._consumer.close()  # runs the revoke callback
+        finally:
+            self._producer.flush(CALL_TIMEOUT_S)

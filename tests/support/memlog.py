@@ -1,0 +1,328 @@
+"""An in-memory Kafka log for driving whole roles in process (no broker, no threads
+of its own, no waiting).
+
+* :class:`MemLog`: topics of partitions, each a list of committed records;
+  consumer groups' committed offsets. Only committed transactions reach it, so
+  every reader is read_committed (as on Apache Kafka; the dev broker differs).
+* :class:`MemProducer`: the transactional producer the real transaction step
+  (streams.kafka.transactions.run_transaction) drives: records and offsets are
+  buffered in the open transaction and land together on commit, or never.
+  Faults are injected per call (produce, send_offsets, commit) as the real
+  client's KafkaException: abortable, retriable, or fenced (fatal, and the
+  producer stays fenced).
+* :class:`MemKafka`: one group member's Kafka side; it satisfies both
+  streams.ports.ProcessorKafka and streams.ports.DispatcherKafka. Rebalances
+  are scripted by the test and delivered inside the next poll, before or after
+  its records are fetched (a revoke "in the middle of a poll" returns records
+  of a partition the member no longer owns).
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from streams.kafka.transactions import run_transaction
+from streams.ports import OutRecord, Rebalance
+
+
+@dataclass(frozen=True, slots=True)
+class MemMessage:
+    """A consumed record (satisfies streams.ports.ConsumedMessage)."""
+
+    _topic: str
+    _partition: int
+    _offset: int
+    _key: bytes | None
+    _value: bytes | None
+    _headers: list[tuple[str, bytes]] | None = None
+
+    def topic(self) -> str | None:
+        return self._topic
+
+    def partition(self) -> int | None:
+        return self._partition
+
+    def offset(self) -> int | None:
+        return self._offset
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def headers(self) -> object:
+        return self._headers
+
+    def error(self) -> KafkaError | None:
+        return None
+
+
+class MemLog:
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._topics: dict[str, list[list[MemMessage]]] = {}
+        self._committed: dict[tuple[str, str, int], int] = {}  # (group, topic, partition)
+
+    def create_topic(self, name: str, partitions: int) -> None:
+        with self._lock:
+            self._topics.setdefault(name, [[] for _ in range(partitions)])
+
+    def partitions(self, topic: str) -> int:
+        return len(self._topics[topic])
+
+    def partition_for(self, topic: str, key: bytes | None) -> int:
+        return zlib.crc32(key or b"") % self.partitions(topic)
+
+    def append(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        partition: int | None = None,
+        headers: Sequence[tuple[str, Any]] | None = None,
+    ) -> tuple[int, int]:
+        """Write one committed record (a plain producer); returns (partition, offset)."""
+        with self._lock:
+            number = self.partition_for(topic, key) if partition is None else partition
+            records = self._topics[topic][number]
+            message = MemMessage(
+                topic, number, len(records), key, value, list(headers) if headers else None
+            )
+            records.append(message)
+            return number, message._offset
+
+    def read(self, topic: str, partition: int, start: int = 0) -> list[MemMessage]:
+        with self._lock:
+            return list(self._topics[topic][partition][start:])
+
+    def records(self, topic: str) -> list[MemMessage]:
+        """Every committed record of a topic, partition by partition."""
+        with self._lock:
+            return [m for records in self._topics[topic] for m in records]
+
+    def committed(self, group: str, topic: str, partition: int) -> int | None:
+        with self._lock:
+            return self._committed.get((group, topic, partition))
+
+    def commit(
+        self, group: str, records: Sequence[OutRecord], offsets: Sequence[TopicPartition]
+    ) -> None:
+        """A transaction's records and offsets, visible together."""
+        with self._lock:
+            for record in records:
+                self.append(
+                    record.topic, record.key, record.value, record.partition, record.headers
+                )
+            for tp in offsets:
+                self._committed[(group, tp.topic, tp.partition)] = tp.offset
+
+
+class Fault(enum.Enum):
+    ABORTABLE = "abortable"
+    RETRIABLE = "retriable"
+    FENCED = "fenced"
+
+    def error(self, call: str) -> KafkaException:
+        if self is Fault.ABORTABLE:
+            return KafkaException(
+                KafkaError(
+                    KafkaError._STATE, f"{call}: injected abortable", txn_requires_abort=True
+                )
+            )
+        if self is Fault.RETRIABLE:
+            return KafkaException(
+                KafkaError(KafkaError._TIMED_OUT, f"{call}: injected retriable", retriable=True)
+            )
+        return KafkaException(KafkaError(KafkaError._FENCED, f"{call}: fenced", fatal=True))
+
+
+class MemProducer:
+    """A transactional producer over a MemLog (see the module docstring)."""
+
+    def __init__(self, log: MemLog, group: str) -> None:
+        self._log = log
+        self._group = group
+        self._records: list[OutRecord] | None = None
+        self._offsets: list[TopicPartition] = []
+        self._faults: dict[str, deque[Fault]] = {
+            "produce": deque(),
+            "send_offsets": deque(),
+            "commit": deque(),
+        }
+        self.fenced = False
+        self.calls: list[str] = []  # begin, produce, send_offsets, commit, abort, flush
+
+    def fail(self, call: str, fault: Fault, times: int = 1) -> None:
+        """The next ``times`` calls of ``call`` (produce, send_offsets, commit) raise."""
+        self._faults[call].extend([fault] * times)
+
+    def _check(self, call: str) -> None:
+        self.calls.append(call)
+        if self.fenced:
+            raise Fault.FENCED.error(call)
+        faults = self._faults.get(call)
+        if faults:
+            fault = faults.popleft()
+            if fault is Fault.FENCED:
+                self.fenced = True
+            raise fault.error(call)
+
+    def begin_transaction(self) -> None:
+        self._check("begin")
+        if self._records is not None:
+            raise KafkaException(KafkaError(KafkaError._STATE, "a transaction is open"))
+        self._records, self._offsets = [], []
+
+    def produce(
+        self,
+        topic: str,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        *,
+        partition: int = -1,
+        on_delivery: Callable[[Any, Any], None] | None = None,
+        headers: list[tuple[str, str | bytes | None]] | None = None,
+    ) -> None:
+        self._check("produce")
+        assert self._records is not None, "produce outside a transaction"
+        number = None if partition < 0 else partition
+        self._records.append(OutRecord(topic, key, value, headers, number))
+
+    def poll(self, timeout: float = 0) -> int:
+        return 0
+
+    def flush(self, timeout: float = 0) -> int:
+        self.calls.append("flush")
+        return 0
+
+    def send_offsets_to_transaction(
+        self, positions: list[TopicPartition], group_metadata: Any, timeout: float = 0
+    ) -> None:
+        self._check("send_offsets")
+        self._offsets = list(positions)
+
+    def commit_transaction(self, timeout: float = 0) -> None:
+        self._check("commit")
+        assert self._records is not None, "commit outside a transaction"
+        self._log.commit(self._group, self._records, self._offsets)
+        self._records, self._offsets = None, []
+
+    def abort_transaction(self, timeout: float = 0) -> None:
+        self.calls.append("abort")
+        self._records, self._offsets = None, []
+
+
+@dataclass
+class _Rebalance:
+    kind: str  # assign, revoke, lost
+    partitions: list[int]
+    after_fetch: bool
+
+
+@dataclass
+class MemKafka:
+    """One group member's Kafka side over a MemLog (ProcessorKafka and DispatcherKafka)."""
+
+    log: MemLog
+    topic: str
+    group: str
+    changelog_topic: str | None = None
+    producer: MemProducer = field(init=False)
+    owned: list[int] = field(default_factory=list)
+    positions_: dict[int, int] = field(default_factory=dict)
+    paused: bool = False
+    polls: int = 0
+    _callbacks: dict[str, Rebalance] = field(default_factory=dict)
+    _script: deque[_Rebalance] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        self.producer = MemProducer(self.log, self.group)
+
+    # --- the test's script ------------------------------------------------------
+
+    def assign(self, partitions: Sequence[int], after_fetch: bool = False) -> None:
+        self._script.append(_Rebalance("assign", list(partitions), after_fetch))
+
+    def revoke(self, partitions: Sequence[int], after_fetch: bool = True) -> None:
+        self._script.append(_Rebalance("revoke", list(partitions), after_fetch))
+
+    def lose(self, partitions: Sequence[int], after_fetch: bool = True) -> None:
+        self._script.append(_Rebalance("lost", list(partitions), after_fetch))
+
+    # --- streams.ports.RoleKafka ------------------------------------------------
+
+    def subscribe(self, on_assign: Rebalance, on_revoke: Rebalance, on_lost: Rebalance) -> None:
+        self._callbacks = {"assign": on_assign, "revoke": on_revoke, "lost": on_lost}
+
+    def poll(self, max_messages: int, timeout_s: float) -> list[MemMessage]:
+        self.polls += 1
+        self._deliver(after_fetch=False)
+        messages: list[MemMessage] = []
+        if not self.paused:
+            for partition in sorted(self.owned):
+                start = self.positions_[partition]
+                batch = self.log.read(self.topic, partition, start)[: max_messages - len(messages)]
+                messages.extend(batch)
+                self.positions_[partition] = start + len(batch)
+        self._deliver(after_fetch=True)
+        return messages
+
+    def _deliver(self, after_fetch: bool) -> None:
+        while self._script and self._script[0].after_fetch == after_fetch:
+            event = self._script.popleft()
+            if event.kind == "assign":
+                for p in event.partitions:
+                    self.owned.append(p)
+                    self.positions_[p] = self.log.committed(self.group, self.topic, p) or 0
+                self._callbacks["assign"](list(event.partitions))
+            else:
+                # Kafka runs the callback while the member still holds the partitions.
+                self._callbacks[event.kind](list(event.partitions))
+                for p in event.partitions:
+                    if p in self.owned:
+                        self.owned.remove(p)
+                    self.positions_.pop(p, None)
+
+    def transact(self, outputs: Sequence[OutRecord], offsets: Mapping[int, int]) -> None:
+        run_transaction(
+            self.producer,
+            outputs,
+            [TopicPartition(self.topic, p, o) for p, o in sorted(offsets.items())],
+            self.group,
+        )
+
+    def rewind(self, partitions: Sequence[int]) -> None:
+        for p in partitions:
+            if p in self.owned:
+                self.positions_[p] = self.log.committed(self.group, self.topic, p) or 0
+
+    def close(self) -> None:
+        if self.owned and self._callbacks:
+            self._callbacks["revoke"](sorted(self.owned))
+        self.owned.clear()
+
+    # --- streams.ports.ProcessorKafka ---------------------------------------------
+
+    def positions(self, partitions: Sequence[int]) -> dict[int, int]:
+        return {p: self.positions_[p] for p in partitions if p in self.positions_}
+
+    def read_changelog(self, partition: int) -> Iterator[MemMessage]:
+        assert self.changelog_topic is not None
+        return iter(self.log.read(self.changelog_topic, partition))
+
+    # --- streams.ports.DispatcherKafka --------------------------------------------
+
+    def pause(self, paused: bool) -> None:
+        self.paused = paused
+
+    def last_poll_monotonic(self) -> float:
+        return float(self.polls)
