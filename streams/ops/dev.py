@@ -13,6 +13,7 @@ dispatcher own their partitions and the API's read model has caught up.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import secrets
@@ -23,7 +24,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 from streams.config import Settings
 from streams.kafka.broker import EmbeddedBroker, free_loopback_port
@@ -45,6 +46,7 @@ DEV_SESSION_TIMEOUT_MS = 6000
 CHECK_EVERY_S = 0.2
 # While waiting for readiness, say which roles are slow after this long.
 READY_NAG_S = 30.0
+LOCK_FILE = "dev.lock"
 
 
 class _Stop(Exception):
@@ -68,10 +70,39 @@ def _dev_settings(settings: Settings, token: str) -> Settings:
 
 
 def reset_data_dir(settings: Settings) -> None:
-    """``kronwheel dev --reset``: start from nothing (tasks, history, tokens, state)."""
-    if settings.data_dir.exists():
-        shutil.rmtree(settings.data_dir)
-        log.warning("reset: deleted the data directory %s", settings.data_dir.resolve())
+    """``kronwheel dev --reset``: start from nothing (tasks, history, tokens, state).
+    Called with the directory's lock held, which stays."""
+    if not settings.data_dir.exists():
+        return
+    for entry in settings.data_dir.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    log.warning("reset: emptied the data directory %s", settings.data_dir.resolve())
+
+
+class DataDirInUse(Exception):
+    pass
+
+
+def lock_data_dir(data_dir: Path) -> IO[bytes]:
+    """Hold ``<data dir>/dev.lock`` while this dev runs: two devs on one directory would
+    both restore it into their own brokers and both write its kept log. The lock goes
+    with the process, however it ends."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / LOCK_FILE).open("wb")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DataDirInUse(
+            f"another kronwheel dev is using {data_dir.resolve()}; stop it, or set "
+            "KRONWHEEL_DATA_DIR to another directory"
+        ) from None
+    return handle
 
 
 def _role_specs(
@@ -97,9 +128,13 @@ def _role_specs(
 def run_dev(settings: Settings, port: int | None = None, reset: bool = False) -> int:
     if port is not None:
         settings = replace(settings, api_port=port)
+    try:
+        lock = lock_data_dir(settings.data_dir)
+    except DataDirInUse as exc:
+        log.error("%s", exc)
+        return 1
     if reset:
         reset_data_dir(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     token = settings.api_token or secrets.token_urlsafe(24)
     broker: EmbeddedBroker | None = None
     supervisor: Supervisor | None = None
@@ -137,6 +172,7 @@ def run_dev(settings: Settings, port: int | None = None, reset: bool = False) ->
             broker.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        lock.close()
         print("kronwheel dev stopped", flush=True)
     return exit_code
 
