@@ -15,6 +15,7 @@ from streams.config import Settings
 from streams.kafka.broker import EmbeddedBroker, free_loopback_port
 from streams.kafka.topics import ensure_topics
 from streams.ops.procs import descendants, is_running
+from tests.support.cassandra import fresh_keyspace
 from tests.support.harness import Pipeline
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / ".artifacts"
@@ -51,6 +52,25 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield broker.bootstrap_servers
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cassandra_keyspace() -> Iterator[str | None]:
+    """With CASSANDRA_CONTACT_POINTS set, one keyspace for the session's roles, made as an
+    operator would (kronwheel never creates one); processes the tests start (`kronwheel
+    dev` included) find it through KRONWHEEL_CASSANDRA_KEYSPACE."""
+    points = tuple(p for p in os.environ.get("CASSANDRA_CONTACT_POINTS", "").split(",") if p)
+    if not points:
+        yield None
+        return
+    keyspace = fresh_keyspace(points, "kwtest")
+    before = os.environ.get("KRONWHEEL_CASSANDRA_KEYSPACE")
+    os.environ["KRONWHEEL_CASSANDRA_KEYSPACE"] = keyspace
+    yield keyspace
+    if before is None:
+        os.environ.pop("KRONWHEEL_CASSANDRA_KEYSPACE", None)
+    else:
+        os.environ["KRONWHEEL_CASSANDRA_KEYSPACE"] = before
+
+
 @pytest.fixture(scope="session")
 def on_dev_broker() -> bool:
     """True when the tests run on the embedded broker, which shows aborted records."""
@@ -68,10 +88,14 @@ def real_kafka(on_dev_broker: bool) -> None:
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, tmp_path: Path) -> Settings:
-    """Settings for one test: its own topic names, data directory and API port."""
+def settings(kafka_bootstrap: str, tmp_path: Path, cassandra_keyspace: str | None) -> Settings:
+    """Settings for one test: its own topic names, data directory and API port; the
+    history store and read model in Cassandra when CASSANDRA_CONTACT_POINTS is set."""
+    points = os.environ.get("CASSANDRA_CONTACT_POINTS", "")
     return replace(
         Settings(),
+        cassandra_contact_points=tuple(p for p in points.split(",") if p),
+        cassandra_keyspace=cassandra_keyspace or Settings().cassandra_keyspace,
         bootstrap_servers=kafka_bootstrap,
         topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
         partitions=3,

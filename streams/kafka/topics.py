@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import tomllib
 from dataclasses import dataclass
 from importlib import resources
@@ -87,7 +88,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
-    metadata = admin.list_topics(timeout=timeout_s).topics
+    metadata = _settled_metadata(admin, [s.name for s in specs], timeout_s)
     for spec in specs:
         actual = len(metadata[spec.name].partitions) if spec.name in metadata else 0
         if spec.co_partitioned and actual != spec.partitions:
@@ -98,6 +99,31 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     if created:
         log.info("created topics %s", ", ".join(created))
     return created
+
+
+def _settled_metadata(admin: AdminClient, names: list[str], timeout_s: float) -> dict[str, Any]:
+    """Topic metadata once every named topic shows its partitions with leaders.
+
+    Apache Kafka answers CreateTopics before every broker knows the new topic:
+    metadata read at once can show it with no partitions (or leaderless ones),
+    which the partition-count check would take for a wrong count. The dev
+    broker is settled at once; on Kafka this takes milliseconds.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        metadata: dict[str, Any] = admin.list_topics(timeout=timeout_s).topics
+        pending = [
+            name
+            for name in names
+            if name not in metadata
+            or (
+                not metadata[name].partitions
+                or any(p.leader < 0 for p in metadata[name].partitions.values())
+            )
+        ]
+        if not pending or time.monotonic() >= deadline:
+            return metadata
+        time.sleep(0.1)
 
 
 def describe_topics(settings: Settings, timeout_s: float = 10.0) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from streams.core.model import AtSchedule, HttpTarget, TaskSpec
 from streams.core.timefmt import format_rfc3339_ms
 from streams.kafka.records import encode_command
 from streams.kafka.topics import COMMANDS
-from streams.views.history.sqlite import SqliteHistoryStore
+from streams.ports import ExecutionHistory
 from tests.support.harness import produce_records
 
 
@@ -45,7 +45,7 @@ def produce_commands(settings: Settings, commands: Sequence[TaskCommand]) -> Non
 
 
 def executions_by_task(
-    store: SqliteHistoryStore, task_ids: Sequence[str]
+    store: ExecutionHistory, task_ids: Sequence[str]
 ) -> dict[str, list[ExecutionResult]]:
     return {task_id: store.executions(task_id) for task_id in task_ids}
 

@@ -36,7 +36,7 @@ from streams.kafka.records import (
 )
 from streams.kafka.topics import COMMANDS, DEAD, DUE, RESULTS, ensure_topics
 from streams.ports import DueSource
-from streams.views.history.sqlite import SqliteHistoryStore
+from streams.views.history import open_execution_history
 from tests.support.harness import CallbackSink, Pipeline, read_topic
 
 
@@ -74,7 +74,7 @@ def produce_due(settings: Settings, firings: list[DueTask]) -> list[tuple[int, i
 
 
 def history_rows(settings: Settings) -> list[ExecutionResult]:
-    store = SqliteHistoryStore(settings.history_db_path)
+    store = open_execution_history(settings)
     try:
         return store.executions_between(0, 2**62, limit=1_000_000)
     finally:
@@ -176,7 +176,7 @@ def test_a_recorded_outcome_is_re_emitted_not_re_run_and_a_duplicate_is_skipped(
             "HTTP 503",
             "the-dead-one",
         )
-        store = SqliteHistoryStore(settings.history_db_path)
+        store = open_execution_history(settings)
         store.record_executions([recorded], {recorded.fire_id: DueSource(partition, offset)})
         store.close()
         # The same due event again at a later offset (a replay), then a marker.

@@ -12,7 +12,7 @@ from streams.core.ids import fire_id
 from streams.core.model import HttpTarget, Outcome, RetryPolicy
 from streams.kafka.records import encode_due
 from streams.kafka.topics import DUE
-from streams.views.history.sqlite import SqliteHistoryStore
+from streams.views.history import open_execution_history
 from tests.integration.replaykit import (
     create_command,
     executions_by_task,
@@ -29,7 +29,7 @@ TASKS = 30
 
 def test_target_outage_then_replay_due(settings: Settings, pipeline: Pipeline) -> None:
     pipeline.start_ready("processor", "dispatcher")
-    store = SqliteHistoryStore(settings.history_db_path)
+    store = open_execution_history(settings)
     window_start = now_ms()
     task_ids = [f"outage-{i}" for i in range(TASKS)]
     with CallbackSink(status=503) as sink:

@@ -30,6 +30,9 @@ def test_replay_history_into_an_empty_store(
     settings: Settings, pipeline: Pipeline, tmp_path: Path
 ) -> None:
     pipeline.start_ready("processor", "dispatcher")
+    # The SQLite store, whatever the environment: the test rebuilds into a second,
+    # empty data directory (with Cassandra both would be the session's keyspace).
+    settings = replace(settings, cassandra_contact_points=())
     original = SqliteHistoryStore(settings.history_db_path)
     start = now_ms()
     task_ids = [f"hist-{i}" for i in range(TASKS)]

@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from streams.config import Settings
@@ -35,6 +36,8 @@ def stored(db: Path) -> int:
 
 
 def test_an_interrupted_replay_finishes_when_run_again(settings: Settings) -> None:
+    # Counts rows in the SQLite file as the replay writes: SQLite whatever the environment.
+    settings = replace(settings, cassandra_contact_points=())
     ensure_topics(settings)
     start = now_ms()
 

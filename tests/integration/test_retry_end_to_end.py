@@ -14,7 +14,7 @@ from streams.core.model import Outcome
 from streams.core.timefmt import format_rfc3339_ms, parse_rfc3339_ms
 from streams.kafka.records import decode_dead_letter, decode_due, decode_result
 from streams.kafka.topics import DEAD, RESULTS
-from streams.views.history.sqlite import SqliteHistoryStore
+from streams.views.history import open_execution_history
 from tests.support.harness import ApiClient, CallbackSink, Pipeline, read_topic
 
 
@@ -69,7 +69,7 @@ def test_a_target_that_always_fails_ends_in_tasks_dead_after_max_attempts(
     last_due = decode_due(dead.original_value)
     assert (last_due.attempt, last_due.reason.value) == (3, "retry")
 
-    store = SqliteHistoryStore(settings.history_db_path)
+    store = open_execution_history(settings)
     try:
         assert [(r.attempt, r.final) for r in store.executions(task_id)] == [
             (3, True),

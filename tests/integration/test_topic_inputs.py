@@ -12,7 +12,7 @@ from streams.core.ids import fire_id
 from streams.core.model import AtSchedule, CronSchedule, HttpTarget, RetryPolicy, TaskSpec
 from streams.kafka.records import decode_dead_letter, decode_result, encode_command, encode_due
 from streams.kafka.topics import COMMANDS, DEAD, DUE, RESULTS
-from streams.views.history.sqlite import SqliteHistoryStore
+from streams.views.history import open_execution_history
 from tests.support.harness import CallbackSink, Pipeline, read_topic
 
 
@@ -115,7 +115,7 @@ def test_a_firing_seen_twice_on_tasks_due_runs_once(settings: Settings, pipeline
     results = [decode_result(v) for v in _values(settings, RESULTS)]
     assert sorted(r.fire_id for r in results) == sorted([due.fire_id, marker.fire_id])
     pipeline.stop_all()
-    store = SqliteHistoryStore(settings.history_db_path)
+    store = open_execution_history(settings)
     assert [r.fire_id for r in store.executions("dup-1")] == [marker.fire_id, due.fire_id]
     store.close()
 
