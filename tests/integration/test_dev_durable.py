@@ -52,6 +52,7 @@ def task_ids(callbacks: list[Callback]) -> set[str]:
     return {c.headers["Kronwheel-Task-Id"] for c in callbacks}
 
 
+@pytest.mark.timeout(600 if LONG else 240)
 def test_a_sigkilled_tree_restarts_with_every_task(dev: DevRun) -> None:
     dev.start().wait_running()
     with CallbackSink() as sink:
