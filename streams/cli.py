@@ -47,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("action", choices=["create"])
     token.add_argument("--tenant", required=True, help="the tenant the token acts for")
     token.add_argument("--name", default="cli", help="a label shown in the audit trail")
+    token.add_argument(
+        "--create-store",
+        action="store_true",
+        help="create the read model store if the data directory has none (a new deployment)",
+    )
     status = commands.add_parser(
         "status", help="consumer lag, pending tasks per partition, dead letters"
     )
@@ -154,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_replay(_require_bootstrap(settings), args, _progress(args))
     elif args.command == "token":
-        return _create_token(settings, args.tenant, args.name)
+        return _create_token(settings, args.tenant, args.name, args.create_store)
     return 0
 
 
@@ -184,8 +189,13 @@ def _topics(settings: Settings, action: str) -> None:
     )
 
 
-def _create_token(settings: Settings, tenant: str, name: str) -> int:
-    """Store a new token's hash in the read model and print the token (shown once)."""
+def _create_token(settings: Settings, tenant: str, name: str, create_store: bool = False) -> int:
+    """Store a new token's hash in the read model and print the token (shown once).
+
+    A data directory without a store is most likely the wrong one (another
+    KRONWHEEL_DATA_DIR than the running API's): a token stored in a fresh store
+    there would never be accepted, so that is refused unless asked for.
+    """
     from streams.api.auth import ADMIN_TENANT, issue_token
     from streams.core.clock import SystemClock
     from streams.core.ids import is_valid_tenant
@@ -194,6 +204,14 @@ def _create_token(settings: Settings, tenant: str, name: str) -> int:
     if not is_valid_tenant(tenant) or tenant == ADMIN_TENANT:
         print(
             f"invalid tenant {tenant!r}: use [a-z0-9][a-z0-9_-]{{0,39}}, not {ADMIN_TENANT!r}",
+            file=sys.stderr,
+        )
+        return 2
+    no_store = not settings.cassandra_contact_points and not settings.history_db_path.exists()
+    if no_store and not create_store:
+        print(
+            f"no read model store at {settings.history_db_path}: is KRONWHEEL_DATA_DIR the "
+            "running API's? (pass --create-store to start a new one)",
             file=sys.stderr,
         )
         return 2

@@ -186,6 +186,10 @@ class RoleKafka(Protocol):
         """Leave the group (runs the revoke callback) and flush."""
         ...
 
+    def broker_connected(self) -> bool:
+        """Whether the client has a live broker connection now (for readiness)."""
+        ...
+
 
 class ProcessorKafka(RoleKafka, Protocol):
     """The processor's Kafka side: tasks.commands in, changelog/due/dead out."""

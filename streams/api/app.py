@@ -19,6 +19,7 @@ from aiohttp import web
 from streams.api import misc, openapi, ops, stream, tasks_read, tasks_write
 from streams.api.auth import TOKENS, TokenCache, auth_middleware
 from streams.api.errors import Handler, errors_middleware
+from streams.api.failfast import api_producer_config
 from streams.api.keys import (
     CLOCK,
     HISTORY,
@@ -30,7 +31,7 @@ from streams.api.keys import (
     SETTINGS,
 )
 from streams.api.live import Hub
-from streams.config import Settings, producer_config
+from streams.config import Settings
 from streams.core.clock import Clock, SystemClock
 from streams.core.model import Limits
 from streams.ingest import CommandPublisher
@@ -102,7 +103,7 @@ def run_api(settings: Settings) -> None:
     async def main() -> None:
         history = open_execution_history(settings)
         read_model = open_read_model(settings)
-        producer = AsyncProducer(producer_config(settings, "api"))
+        producer = AsyncProducer(api_producer_config(settings))
         hub = Hub(read_model)
         projector = Projector(settings, read_model, on_batch=hub.deliver_threadsafe)
         app = build_app(

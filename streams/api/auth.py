@@ -87,6 +87,11 @@ def presented_token(request: web.Request) -> str | None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
+    # A browser cannot set headers on a WebSocket, so the upgrade (and only the
+    # upgrade) may carry the token as a subprotocol. A REST call taking it from
+    # there would let a token reach calls through a header no one audits.
+    if request.method != "GET" or request.headers.get("Upgrade", "").lower() != "websocket":
+        return None
     for protocol in request.headers.get("Sec-WebSocket-Protocol", "").split(","):
         protocol = protocol.strip()
         if protocol.startswith(WS_BEARER_PREFIX):

@@ -32,6 +32,7 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.field = field
+        self.headers: dict[str, str] = {}
 
     @classmethod
     def not_found(cls, what: str) -> ApiError:
@@ -57,7 +58,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except ValidationError as exc:
         return error_response(400, exc.code, exc.message, exc.field)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.field)
+        response = error_response(exc.status, exc.code, exc.message, exc.field)
+        response.headers.update(exc.headers)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -15,6 +15,7 @@ from streams.core.ids import is_valid_tenant
 from streams.core.model import parse_schedule
 from streams.core.timefmt import format_rfc3339_ms
 from streams.core.upcoming import local_time, schedule_zone, upcoming_fire_ms
+from streams.core.validation import validate_schedule
 
 MAX_PREVIEW = 20
 
@@ -31,6 +32,7 @@ async def preview_schedule(request: web.Request) -> web.Response:
         )
     now_ms = request.app[CLOCK].now_ms()
     schedule = parse_schedule(body["schedule"], now_ms, request.app[LIMITS])
+    validate_schedule(schedule, now_ms, request.app[LIMITS])
     zone_name = schedule_zone(schedule)
     times = upcoming_fire_ms(schedule, now_ms, n)
     return json_response(

@@ -12,29 +12,34 @@ import asyncio
 import ipaddress
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from streams.api.auth import principal_of, store_of
 from streams.api.errors import ApiError, json_response
+from streams.api.failfast import published
 from streams.api.keys import CLOCK, HUB, LIMITS, PUBLISHER, SETTINGS
 from streams.api.params import json_body, object_fields, path_task_id, query_bool, query_int
 from streams.api.views import accepted_record, task_view
 from streams.core.errors import ValidationError
 from streams.core.events import CommandKind, TaskCommand
-from streams.core.model import HttpTarget, KafkaTarget, TaskSpec, parse_task_spec
-from streams.core.netguard import Allowlist, IPAddress, check_target
+from streams.core.model import HttpTarget, TaskSpec, parse_task_spec
+from streams.core.netguard import (
+    Allowlist,
+    IPAddress,
+    canonical_host,
+    check_target,
+    literal_address,
+)
 from streams.core.projection import ENDED_STATUSES
+from streams.core.validation import Rules, validate_spec
 from streams.ingest import create_command, task_command
-from streams.kafka.topics import COMMANDS, DEAD, DUE, RESULTS, STATE
 from streams.metrics import API_COMMANDS
 from streams.ports import TaskRecord
 
 WAIT_DEFAULT_MS = 5_000
 WAIT_MAX_MS = 10_000
 MAX_BATCH = 1_000
-INTERNAL_TOPICS = (COMMANDS, STATE, DUE, RESULTS, DEAD)
 LOCAL_NAMES = ("localhost", "localhost.localdomain")
 
 
@@ -44,50 +49,49 @@ def _allowlist(entries: tuple[str, ...]) -> Allowlist:
 
 
 def _literal_addresses(host: str) -> list[IPAddress] | None:
-    """The addresses a host stands for without DNS, or None for a DNS name.
+    """The addresses a canonical host stands for without DNS, or None for a DNS name.
 
     DNS names are checked by the dispatcher at call time, with the addresses they
     resolve to then (a name resolved here could point elsewhere by then).
     """
-    lowered = host.lower().rstrip(".")
+    lowered = host.rstrip(".")
     if lowered in LOCAL_NAMES or lowered.endswith(".localhost"):
         return [ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1")]
-    if not (lowered[:1].isdigit() or ":" in lowered):
-        return None  # a name (a literal IPv4 starts with a digit, IPv6 has colons)
-    try:
-        return [ipaddress.ip_address(lowered.strip("[]").split("%")[0])]
-    except ValueError:
-        return None
+    address = literal_address(lowered)
+    return None if address is None else [address]
 
 
 def check_addresses(spec: TaskSpec, request: web.Request) -> None:
-    """Refuse, naming the field, targets the dispatcher would refuse anyway."""
-    settings = request.app[SETTINGS]
-    allowlist = _allowlist(settings.target_allowlist)
+    """Refuse, naming the field, targets the dispatcher would refuse anyway.
+
+    Decided on the host as the HTTP client will see it (IDNA-normalised by
+    yarl), so a host written in full-width digits is the loopback address it becomes.
+    """
+    allowlist = _allowlist(request.app[SETTINGS].target_allowlist)
     urls: list[tuple[str, str]] = []
     if isinstance(spec.target, HttpTarget):
         urls.append(("target.http.url", spec.target.url))
     if spec.notify is not None:
         urls.append(("notify.url", spec.notify.url))
     for field, url in urls:
-        host = urlsplit(url).hostname or ""
+        host = canonical_host(url)
         addresses = _literal_addresses(host)
         if addresses is None:
             continue
         reason = check_target(host, addresses, allowlist)
         if reason:
             raise ValidationError(field, reason, "refused_target")
-    if isinstance(spec.target, KafkaTarget):
-        own = {settings.topic(name) for name in INTERNAL_TOPICS}
-        if spec.target.topic in own:
-            raise ValidationError(
-                "target.kafka.topic", "is one of kronwheel's own topics", "refused_target"
-            )
+
+
+def rules_of(request: web.Request) -> Rules:
+    return Rules(request.app[LIMITS], request.app[SETTINGS].topic_prefix)
 
 
 def validated_spec(body: Any, request: web.Request, now_ms: int, prefix: str = "") -> TaskSpec:
+    """Parse, validate (the one validation every way in shares) and check addresses."""
     try:
         spec = parse_task_spec(body, now_ms, request.app[LIMITS])
+        validate_spec(spec, now_ms, rules_of(request))
         check_addresses(spec, request)
     except ValidationError as exc:
         if not prefix:
@@ -116,7 +120,7 @@ async def publish(
         [(c.task_id, hub.expect(c.task_id, c.command_id)) for c in commands] if wait_ms else []
     )
     try:
-        await request.app[PUBLISHER].publish_many(commands)
+        await published(request.app[PUBLISHER].publish_many(commands))
         for command in commands:
             API_COMMANDS.labels(command.kind.value.lower()).inc()
         if not expected:
@@ -160,9 +164,11 @@ async def create_task(request: web.Request) -> web.Response:
         )
         if existing is not None:
             return _answer(existing, command, True, status=200)
+    # The answer is computed before the publish: nothing published may end in a 500.
+    accepted = accepted_record(command, now_ms)
     applied = await publish(request, [command], wait_ms)
     shown = await _current(request, command.task_id) if applied else None
-    return _answer(shown or accepted_record(command, now_ms), command, applied)
+    return _answer(shown or accepted, command, applied)
 
 
 async def create_batch(request: web.Request) -> web.Response:

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
@@ -70,7 +70,9 @@ def next_cron_ms(expression: str, timezone: str, after_ms: int) -> int | None:
     for _ in range(3_602):
         try:
             following: datetime = iterator.get_next(datetime)
-        except StopIteration:  # croniter gives up on expressions that never match (Feb 30)
+        except (StopIteration, CroniterBadDateError):
+            # croniter gives up on expressions that never match (Feb 30, Apr 31),
+            # with one error or the other depending on the fields.
             return None
         instant = following.astimezone(UTC)
         if names_hours and _is_repeated_wall_time(instant, tz):

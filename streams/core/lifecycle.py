@@ -104,13 +104,28 @@ def retention_ms(spec: TaskSpec) -> int:
     """How long a finished task waits for retries of its last run."""
     if spec.retry.max_attempts <= 1:
         return 0
-    backoffs = sum(
-        min(spec.retry.backoff_ms << (attempt - 1), spec.retry.max_backoff_ms)
-        for attempt in range(1, spec.retry.max_attempts)
+    backoffs = total_backoff_ms(
+        spec.retry.backoff_ms, spec.retry.max_backoff_ms, spec.retry.max_attempts - 1
     )
     timeout_ms = spec.target.timeout_ms if isinstance(spec.target, HttpTarget) else 0
     # Jitter can stretch a backoff; allow each twice over.
     return 2 * backoffs + spec.retry.max_attempts * timeout_ms + COMPLETED_MARGIN_MS
+
+
+def total_backoff_ms(first_ms: int, cap_ms: int, retries: int) -> int:
+    """sum(min(first_ms * 2**i, cap_ms) for i in range(retries)), in closed form.
+
+    The doubling part is a geometric series up to the first capped term, the
+    rest are all the cap: O(log) however many retries a record asks for.
+    """
+    if retries <= 0 or first_ms <= 0:
+        return 0
+    if first_ms >= cap_ms:
+        return retries * max(cap_ms, 0)
+    # The smallest j with first_ms << j >= cap_ms: terms before it double, the rest are capped.
+    doubling = ((cap_ms - 1) // first_ms).bit_length()
+    uncapped = min(retries, doubling)
+    return first_ms * ((1 << uncapped) - 1) + (retries - uncapped) * cap_ms
 
 
 def next_due_ms(state: TaskState) -> int | None:

@@ -316,7 +316,11 @@ def _instant(value: Any, path: str) -> int:
 
 
 def _http_url(url: str, path: str) -> str:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.hostname
+    except ValueError as exc:
+        raise ValidationError(path, f"is not a valid URL: {exc}", "invalid_url") from None
     if parts.scheme not in ("http", "https"):
         raise ValidationError(path, "must be an http:// or https:// URL", "invalid_url")
     if not parts.hostname:

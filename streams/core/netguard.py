@@ -10,6 +10,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+import yarl
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -66,3 +68,24 @@ def check_target(host: str, addresses: list[IPAddress], allowlist: Allowlist) ->
         if reason and not allowlist.allows_address(address):
             return f"target {host} refused: {reason} (allow it with KRONWHEEL_TARGET_ALLOWLIST)"
     return None
+
+
+def canonical_host(url: str) -> str:
+    """The host exactly as the HTTP client (aiohttp, via yarl) will use it.
+
+    yarl applies IDNA / UTS-46 mapping, so 127.0.0.1 written in full-width
+    digits, or with ideographic full stops (U+3002), becomes ``127.0.0.1``:
+    an IP literal the client connects to without asking a resolver. Every
+    decision about where a URL goes is made on this string.
+    Raises ValueError for a URL yarl cannot parse.
+    """
+    parsed = yarl.URL(url)
+    return (parsed.raw_host or "").lower()
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address a canonical host stands for without DNS, or None for a name."""
+    try:
+        return ipaddress.ip_address(host.strip("[]").split("%")[0])
+    except ValueError:
+        return None

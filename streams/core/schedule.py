@@ -8,9 +8,19 @@ from __future__ import annotations
 
 from streams.core.cron import next_cron_ms
 from streams.core.model import AtSchedule, CronSchedule, IntervalSchedule, Schedule
+from streams.core.timefmt import MAX_INSTANT_MS
+
+
+def _within_range(fire_ms: int | None) -> int | None:
+    """A schedule ends at the last instant kronwheel can write down (year 9999)."""
+    return fire_ms if fire_ms is not None and fire_ms <= MAX_INSTANT_MS else None
 
 
 def first_fire_ms(schedule: Schedule, now_ms: int) -> int | None:
+    return _within_range(_first_fire_ms(schedule, now_ms))
+
+
+def _first_fire_ms(schedule: Schedule, now_ms: int) -> int | None:
     """The first fire time of a newly created task, or None if it never fires.
 
     A one-time task whose instant is already past (within the API's grace)
@@ -32,6 +42,10 @@ def first_fire_ms(schedule: Schedule, now_ms: int) -> int | None:
 
 
 def next_fire_ms(schedule: Schedule, fired_ms: int, after_ms: int | None = None) -> int | None:
+    return _within_range(_next_fire_ms(schedule, fired_ms, after_ms))
+
+
+def _next_fire_ms(schedule: Schedule, fired_ms: int, after_ms: int | None) -> int | None:
     """The fire time after the one at ``fired_ms``, or None when the schedule is over.
 
     With ``after_ms``, runs at or before it are passed over (they were missed

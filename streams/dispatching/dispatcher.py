@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from streams.config import Settings
 from streams.core.attempts import result_of
 from streams.core.clock import Clock, SystemClock
+from streams.dispatching.boundary import run_guarded
 from streams.dispatching.dedupe import RecentFireIds, Verdict
 from streams.dispatching.kafka_side import ConfluentDispatcherKafka, group_id
 from streams.dispatching.outbound import open_targets
@@ -101,7 +102,6 @@ class Dispatcher:
         self._finished: list[Finished] = []
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._semaphore = asyncio.Semaphore(settings.dispatch_concurrency)
         self._paused = False
         self._pruned_at = 0.0
         self._started = False
@@ -112,11 +112,12 @@ class Dispatcher:
         self._stop.set()
 
     def readiness(self) -> tuple[bool, dict[str, object]]:
-        polled_ago = time.monotonic() - self.kafka.last_poll_monotonic()
-        ready = self._started and polled_ago < 10.0
+        polled_ago = round(time.monotonic() - self.kafka.last_poll_monotonic(), 1)
+        broker_up = self.kafka.broker_connected()
+        ready = self._started and polled_ago < 10.0 and broker_up
         with self._lock:  # asked from the ops server's thread
             partitions = sorted(self.partitions)
-        return ready, {"partitions": partitions, "polled_s_ago": round(polled_ago, 1)}
+        return ready, {"partitions": partitions, "polled_s_ago": polled_ago, "broker": broker_up}
 
     async def _on_kafka(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._kafka_thread, fn, *args)
@@ -271,8 +272,7 @@ class Dispatcher:
     # --- running and recording ------------------------------------------------------
 
     async def _run_one(self, taken: Taken, runner: FiringRunner) -> None:
-        async with self._semaphore:
-            attempt = await runner.run(taken.due)
+        attempt = await run_guarded(runner, taken.due, self.clock)  # admitted: fairness.py
         result = result_of(taken.due, attempt, self.settings.instance_id)
         DISPATCH_DURATION.observe((attempt.finished_at_ms - attempt.started_at_ms) / 1000)
         CALLBACK_LATENESS.observe(max(0, result.lateness_ms) / 1000)

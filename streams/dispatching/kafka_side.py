@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from streams.config import Settings, consumer_config, producer_config
+from streams.kafka.brokerwatch import BrokerWatch
 from streams.kafka.clients import consume_batch, report_lag, seek_to_committed
 from streams.kafka.topics import DUE
 from streams.kafka.transactions import FatalKafkaError, run_transaction
@@ -43,7 +44,10 @@ class ConfluentDispatcherKafka:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.due_topic = settings.topic(DUE)
-        self.consumer = Consumer(consumer_config(settings, "dispatcher", group_id(settings)))
+        self.broker = BrokerWatch()
+        self.consumer = Consumer(
+            consumer_config(settings, "dispatcher", group_id(settings), **self.broker.config())
+        )
         self.producer = Producer(
             producer_config(
                 settings,
@@ -66,6 +70,9 @@ class ConfluentDispatcherKafka:
 
     def last_poll_monotonic(self) -> float:
         return self._last_poll
+
+    def broker_connected(self) -> bool:
+        return self.broker.connected()
 
     def poll(self, max_messages: int, timeout_s: float) -> list[Message]:
         messages = consume_batch(self.consumer, max_messages, timeout_s)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from streams.config import Settings, producer_config
 from streams.core.clock import Clock
 from streams.core.netguard import Allowlist
+from streams.dispatching.fairness import FairSlots, address_lookup
 from streams.dispatching.guard import guarded_session
 from streams.dispatching.limits import HostLimits
 from streams.dispatching.notify import Notifier
@@ -33,7 +34,9 @@ async def open_targets(
         limits = HostLimits(
             settings.dispatch_per_host_concurrency, settings.dispatch_per_host_rate, clock
         )
-        http = GuardedHttp(session, allowlist, limits)
+        # Admission: the host's slot, then the tenant's share (dispatching/fairness.py).
+        slots = FairSlots(settings.dispatch_concurrency)
+        http = GuardedHttp(session, allowlist, limits, slots, address_lookup())
         yield (
             TargetRunner(http, target_producer, clock, settings.signing_secret),
             Notifier(http, clock, settings.signing_secret),

@@ -82,9 +82,11 @@ def take(
     record = DueRecord(message.topic() or "", partition, offset, message.key(), message.value())
     try:
         due = decode_due(message.value() or b"")
-    except MalformedEvent as exc:
+    except Exception as exc:  # any record that is not a usable firing: a dead letter
         log.warning("dead letter %s[%d]@%d: %s", record.topic, partition, offset, exc)
-        dead = dead_letter_for(message, str(exc), now_ms)
+        error_class = type(exc).__name__
+        reason = str(exc) if isinstance(exc, MalformedEvent) else f"{error_class}: {exc}"
+        dead = dead_letter_for(message, reason, now_ms, error_class)
         DEAD_LETTERS.labels(role="dispatcher", reason="malformed").inc()
         topic = settings.topic(DEAD)
         state.progress.finish(offset, [OutRecord(topic, message.key(), encode_dead_letter(dead))])

@@ -10,17 +10,19 @@ followed (a redirect could point anywhere).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from contextlib import AbstractAsyncContextManager, nullcontext
 
 import aiohttp
+import yarl
 
 from streams.core.attempts import Attempt
 from streams.core.clock import Clock
 from streams.core.events import DueTask
 from streams.core.model import HttpTarget, KafkaTarget, Outcome
-from streams.core.netguard import Allowlist
+from streams.core.netguard import Allowlist, canonical_host
 from streams.core.signing import compute_signature
 from streams.core.timefmt import format_rfc3339_ms
+from streams.dispatching.fairness import FairSlots, Resolve, host_key
 from streams.dispatching.guard import TargetRefused, literal_refusal, refusal_in
 from streams.dispatching.limits import HostLimits
 from streams.kafka.clients import AsyncProducer
@@ -52,25 +54,53 @@ class GuardedHttp:
     """HTTP calls under the SSRF guard and per-host limits (targets and notifications)."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, allowlist: Allowlist, limits: HostLimits
+        self,
+        session: aiohttp.ClientSession,
+        allowlist: Allowlist,
+        limits: HostLimits,
+        slots: FairSlots | None = None,
+        resolve: Resolve | None = None,
     ) -> None:
         self._session = session
         self._allowlist = allowlist
         self._limits = limits
+        self._slots = slots
+        self._resolve = resolve
+
+    def tenant_slot(self, tenant: str | None) -> AbstractAsyncContextManager[None]:
+        """One of the dispatcher's slots, shared fairly between tenants (none: no limit)."""
+        if self._slots is None or tenant is None:
+            return nullcontext()
+        return self._slots.slot(tenant)
 
     async def call(
-        self, method: str, url: str, body: bytes, headers: Mapping[str, str], timeout_ms: int
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        timeout_ms: int,
+        tenant: str | None = None,
     ) -> int:
-        """The response status; raises TargetRefused or the client's error."""
-        host = urlsplit(url).hostname or ""
+        """The response status; raises TargetRefused or the client's error.
+
+        The URL is parsed once, here, and that parsed URL is what the session
+        connects to: the literal check sees the host after the IDNA mapping the
+        client applies (a full-width ``127.0.0.1`` is loopback), and a name goes
+        to the guarded resolver. No second parse can disagree with the check.
+        """
+        parsed = yarl.URL(url)
+        host = canonical_host(url)
         refusal = literal_refusal(host, self._allowlist)
         if refusal:
             raise TargetRefused(refusal)
-        async with self._limits.slot(host):
+        # The host's slot first, then the tenant's: waiting for a busy host must
+        # not hold a slot another tenant's unrelated host could use.
+        async with self._limits.slot(await host_key(url, self._resolve)), self.tenant_slot(tenant):
             try:
                 async with self._session.request(
                     method,
-                    url,
+                    parsed,
                     data=body,
                     headers=dict(headers),
                     timeout=aiohttp.ClientTimeout(total=timeout_ms / 1000),
@@ -111,7 +141,8 @@ class TargetRunner:
                     http_status=status,
                     error=None if ok else f"HTTP {status}",
                 )
-            await self._publish(due.target)
+            async with self._http.tenant_slot(due.tenant):
+                await self._publish(due.target)
             return Attempt(Outcome.SUCCEEDED, started, self._clock.now_ms())
         except TargetRefused as exc:
             return Attempt(Outcome.FAILED, started, self._clock.now_ms(), error=str(exc))
@@ -124,7 +155,9 @@ class TargetRunner:
     async def _call_http(self, due: DueTask, target: HttpTarget) -> int:
         body = target.body.encode() if target.body is not None else b""
         headers = callback_headers(due, body, self._signing_secret, self._clock.now_ms())
-        return await self._http.call(target.method, target.url, body, headers, target.timeout_ms)
+        return await self._http.call(
+            target.method, target.url, body, headers, target.timeout_ms, tenant=due.tenant
+        )
 
     async def _publish(self, target: KafkaTarget) -> None:
         # A plain idempotent producer, not the dispatcher's transaction: a target's

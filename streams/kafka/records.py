@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from streams.core.cron import validate_cron, validate_timezone
-from streams.core.errors import MalformedEvent
+from streams.core.errors import MalformedEvent, ValidationError
 from streams.core.events import (
     CommandKind,
     DeadLetter,
@@ -37,6 +37,7 @@ from streams.core.model import (
     Target,
     TaskSpec,
 )
+from streams.core.validation import DEFAULT_RULES, Rules, validate_command, validate_due
 from streams.kafka.codec import codec
 from streams.ports import KafkaMessage
 
@@ -189,7 +190,19 @@ def retry_request_from_avro(record: dict[str, Any]) -> RetryRequest:
     )
 
 
-def decode_command(data: bytes) -> TaskCommand:
+def decode_command(data: bytes, rules: Rules | None = DEFAULT_RULES) -> TaskCommand:
+    """Decode and validate (streams.core.validation) a command; ``rules=None`` only decodes,
+    for readers of commands that were already validated (the projector's dead letters)."""
+    command = _decode_command(data)
+    if rules is not None:
+        try:
+            validate_command(command, rules)
+        except ValidationError as exc:
+            raise MalformedEvent(f"{exc.code}: {exc.field} {exc.message}") from None
+    return command
+
+
+def _decode_command(data: bytes) -> TaskCommand:
     record = codec("TaskCommand").decode(data)
     if not is_valid_task_id(record["task_id"]):
         raise MalformedEvent(f"task_id {record['task_id']!r} is not a valid task id")
@@ -267,8 +280,23 @@ def encode_due(due: DueTask) -> bytes:
     )
 
 
-def decode_due(data: bytes) -> DueTask:
+def decode_due(data: bytes, rules: Rules | None = DEFAULT_RULES) -> DueTask:
+    """Decode and validate a firing (``rules=None``: decode only, for replay)."""
+    due = _decode_due(data)
+    if rules is not None:
+        try:
+            validate_due(due, rules)
+        except ValidationError as exc:
+            raise MalformedEvent(f"{exc.code}: {exc.field} {exc.message}") from None
+    return due
+
+
+def _decode_due(data: bytes) -> DueTask:
     record = codec("DueTask").decode(data)
+    try:
+        reason = FireReason(record["reason"])
+    except ValueError:
+        raise MalformedEvent(f"reason {record['reason']!r} is not a fire reason") from None
     return DueTask(
         fire_id=record["fire_id"],
         task_id=record["task_id"],
@@ -280,7 +308,7 @@ def decode_due(data: bytes) -> DueTask:
         target=target_from_avro(record["target"]),
         retry=retry_from_avro(record["retry"]),
         notify=notify_from_avro(record["notify"]),
-        reason=FireReason(record["reason"]),
+        reason=reason,
     )
 
 

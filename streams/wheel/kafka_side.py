@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from streams.config import Settings, consumer_config, producer_config
+from streams.kafka.brokerwatch import BrokerWatch
 from streams.kafka.clients import consume_batch, report_lag, seek_to_committed
 from streams.kafka.topics import COMMANDS, STATE
 from streams.kafka.transactions import FatalKafkaError, run_transaction
@@ -39,9 +40,14 @@ class ConfluentProcessorKafka:
         self.settings = settings
         self.commands_topic = settings.topic(COMMANDS)
         self.state_topic = settings.topic(STATE)
+        self.broker = BrokerWatch()
         self._consumer = Consumer(
             consumer_config(
-                settings, "processor", group_id(settings), **{"enable.partition.eof": False}
+                settings,
+                "processor",
+                group_id(settings),
+                **{"enable.partition.eof": False},
+                **self.broker.config(),
             )
         )
         self._producer = Producer(
@@ -55,6 +61,9 @@ class ConfluentProcessorKafka:
             )
         )
         self._lag_at = 0.0
+
+    def broker_connected(self) -> bool:
+        return self.broker.connected()
 
     def subscribe(self, on_assign: Rebalance, on_revoke: Rebalance, on_lost: Rebalance) -> None:
         self._producer.init_transactions(INIT_TIMEOUT_S)  # fences a dead predecessor

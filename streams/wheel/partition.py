@@ -26,6 +26,7 @@ from streams.core.errors import MalformedEvent
 from streams.core.events import DueTask, TaskState, TaskStatus
 from streams.core.lifecycle import Outcome, Transition, apply_command, fire, next_due_ms
 from streams.core.timingwheel import TimingWheel
+from streams.core.validation import DEFAULT_RULES, Rules
 from streams.kafka.records import (
     dead_letter_for,
     decode_command,
@@ -36,6 +37,7 @@ from streams.kafka.records import (
 )
 from streams.kafka.topics import DEAD, DUE, STATE
 from streams.ports import KafkaMessage
+from streams.wheel.guarded import firing_dead_letter
 from streams.wheel.statestore import PartitionStore
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ class WheelConfig:
     horizon_ms: int = 60_000
     promote_step_ms: int = 1_000
     misfire_grace_ms: int = 10_000
+    rules: Rules = DEFAULT_RULES  # the one validation of a command (streams.core.validation)
 
 
 class PartitionWheel:
@@ -124,7 +127,7 @@ class PartitionWheel:
     def handle(self, message: KafkaMessage, now_ms: int) -> None:
         """Apply one record of tasks.commands; a bad one becomes a dead letter."""
         try:
-            command = decode_command(message.value() or b"")
+            command = decode_command(message.value() or b"", self.config.rules)
             if message.key() != command.task_id.encode():
                 raise MalformedEvent(
                     f"key {message.key()!r} is not the task id {command.task_id!r}: "
@@ -134,8 +137,14 @@ class PartitionWheel:
             _command_counter("unknown", Outcome.REJECTED).inc()
             self._dead_letter(message, str(exc), "MalformedEvent", now_ms)
             return
-        state = self._load(command.task_id)
-        transition = apply_command(state, command, now_ms)
+        try:
+            state = self._load(command.task_id)
+            transition = apply_command(state, command, now_ms)
+        except Exception as exc:  # one command must never stop the partition
+            log.exception("applying %s to %s failed", command.kind.value, command.task_id)
+            _command_counter(command.kind.value, Outcome.REJECTED).inc()
+            self._dead_letter(message, f"{type(exc).__name__}: {exc}", type(exc).__name__, now_ms)
+            return
         _command_counter(command.kind.value, transition.outcome).inc()
         if transition.rejected:
             self._dead_letter(message, transition.reason, "RejectedCommand", now_ms)
@@ -244,10 +253,15 @@ class PartitionWheel:
 
     def _fire(self, task_ids: list[str], now_ms: int) -> None:
         for task_id in task_ids:
-            state = self._load(task_id)
-            if state is None:
-                continue  # ended since its timer was set
-            self._apply(task_id, True, fire(state, now_ms, self.config.misfire_grace_ms))
+            try:
+                state = self._load(task_id)
+                if state is None:
+                    continue  # ended since its timer was set
+                transition = fire(state, now_ms, self.config.misfire_grace_ms)
+            except Exception as exc:  # one task must never stop the partition
+                self._firing_failed(task_id, exc, now_ms)
+                continue
+            self._apply(task_id, True, transition)
 
     def _apply(self, task_id: str, existed: bool, transition: Transition) -> None:
         if transition.writes:
@@ -296,6 +310,13 @@ class PartitionWheel:
             self.partition,
         )
         return Output(DUE, key, encode_due(due), self.partition)
+
+    def _firing_failed(self, task_id: str, exc: Exception, now_ms: int) -> None:
+        """A task whose timer cannot be handled: a dead letter naming the error, no timer."""
+        log.exception("firing %s failed on partition %d", task_id, self.partition)
+        metrics.DEAD_LETTERS.labels(role="processor", reason=type(exc).__name__).inc()
+        dead = firing_dead_letter(task_id, self.partition, exc, now_ms)
+        self._outbox.append(Output(DEAD, task_id.encode(), encode_dead_letter(dead), None))
 
     def _dead_letter(
         self, message: KafkaMessage, reason: str, error_class: str, now_ms: int

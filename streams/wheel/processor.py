@@ -34,6 +34,7 @@ from pathlib import Path
 from streams import metrics
 from streams.config import Settings
 from streams.core.clock import Clock, SystemClock
+from streams.core.validation import Rules
 from streams.kafka.clients import drop_reassigned
 from streams.kafka.topics import COMMANDS, DEAD, DUE, STATE
 from streams.kafka.transactions import FatalKafkaError, TransactionAborted
@@ -71,7 +72,9 @@ class Processor:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.config = config or WheelConfig(
-            horizon_ms=settings.wheel_horizon_ms, misfire_grace_ms=settings.misfire_grace_ms
+            horizon_ms=settings.wheel_horizon_ms,
+            misfire_grace_ms=settings.misfire_grace_ms,
+            rules=Rules(topic_prefix=settings.topic_prefix),
         )
         self.partitions: dict[int, PartitionWheel] = {}
         self._topics = {name: settings.topic(name) for name in (COMMANDS, STATE, DUE, DEAD)}
@@ -249,5 +252,6 @@ class Processor:
         log.info("%s %s (owns %s)", why, numbers, sorted(self.partitions))
 
     def _readiness(self) -> tuple[bool, dict[str, object]]:
-        ready = self._assigned_at_least_once and not self._stop.is_set()
-        return ready, {"partitions": sorted(self.partitions)}
+        broker_up = self.kafka.broker_connected()
+        ready = self._assigned_at_least_once and broker_up and not self._stop.is_set()
+        return ready, {"partitions": sorted(self.partitions), "broker": broker_up}

@@ -173,6 +173,8 @@ async def test_commands_from_another_service_are_tasks_with_an_audit_trail(
 
 
 def test_token_create_on_the_command_line(settings: Settings, pipeline: Pipeline) -> None:
+    # Against the running API's data directory (one without a store is refused).
+    pipeline.start_ready("api")
     created = subprocess.run(
         [
             sys.executable,
@@ -192,7 +194,6 @@ def test_token_create_on_the_command_line(settings: Settings, pipeline: Pipeline
         check=True,
     )
     token = created.stdout.strip()
-    pipeline.start_ready("api")
     from tests.support.harness import ApiClient
 
     status, me = ApiClient(f"http://127.0.0.1:{settings.api_port}", token).get("/v1/whoami")

@@ -21,6 +21,7 @@ from streams.core.lifecycle import (
     fire,
     next_due_ms,
     retention_ms,
+    total_backoff_ms,
 )
 from streams.core.model import (
     AtSchedule,
@@ -258,3 +259,28 @@ def test_cron_task_keeps_its_zone_across_firings() -> None:
     assert fired.state.next_fire_ms is not None
     assert fired.state.next_fire_ms > state.next_fire_ms
     assert fired.state.fire_count == 1
+
+
+@pytest.mark.parametrize(
+    ("first_ms", "cap_ms", "retries"),
+    [
+        (b, m, n)
+        for b in (0, 1, 3, 10, 1_000, 70_000)
+        for m in (0, 1, 999, 60_000)
+        for n in (0, 1, 7, 40)
+    ],
+)
+def test_total_backoff_is_the_sum_it_stands_for(first_ms: int, cap_ms: int, retries: int) -> None:
+    expected = sum(min(first_ms << i, cap_ms) for i in range(retries))
+    assert total_backoff_ms(first_ms, cap_ms, retries) == expected
+
+
+def test_retention_of_a_huge_max_attempts_is_computed_not_looped() -> None:
+    # A state written before validation existed (or by another tool) may carry it.
+    spec = TaskSpec(
+        AtSchedule(0), HttpTarget("https://example.com/"), retry=RetryPolicy(2**31 - 1, 1, 4)
+    )
+    retries = 2**31 - 2
+    assert retention_ms(spec) == 2 * (1 + 2 + 4 * (retries - 2)) + (2**31 - 1) * 10_000 + (
+        COMPLETED_MARGIN_MS
+    )

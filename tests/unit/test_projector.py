@@ -16,6 +16,8 @@ from streams.kafka.records import (
     encode_result,
     encode_state,
 )
+from streams.ports import Projection
+from streams.views.readmodel.admit import apply_each
 from streams.views.readmodel.projector import Projector
 from streams.views.readmodel.sqlite import SqliteReadModel
 
@@ -91,4 +93,51 @@ def test_records_become_one_projection_with_next_offsets(tmp_path: Path) -> None
     task = store.get_task("acme", "t1")
     assert task is not None
     assert task.status == "completed"
+    store.close()
+
+
+def test_a_record_that_cannot_be_projected_is_skipped_and_the_rest_goes_on(
+    tmp_path: Path,
+) -> None:
+    store = SqliteReadModel(tmp_path / "rm.sqlite3")
+    projector = Projector(SETTINGS, store)
+    # What another tool could write: instants no RFC 3339 string can carry.
+    huge = TaskSpec(AtSchedule(2**62), HttpTarget("https://example.com/x"))
+    bad_state = TaskState("t9", "acme", huge, TaskStatus.SCHEDULED, 2**62, None, 0, 1, 1, "c9")
+    bad_command = TaskCommand("c9", "t9", "acme", CommandKind.CREATE, 2**62, "svc", SPEC)
+    bad_result = ExecutionResult("t9:1:1", "t9", "acme", 1, 1, Outcome.SUCCEEDED, True, 2, 2**62, 1)
+    good = TaskState("t1", "acme", SPEC, TaskStatus.SCHEDULED, 5_000, None, 0, 1, 1, "c1")
+    records = [
+        Record("p.tasks.state", b"t9", encode_state(bad_state), 0),
+        Record("p.tasks.commands", b"t9", encode_command(bad_command), 0),
+        Record("p.tasks.results", b"t9", encode_result(bad_result), 0),
+        Record("p.tasks.state", b"t1", encode_state(good), 1),
+    ]
+    batch = projector._project(records)
+    assert batch.states == (("t1", good),)
+    assert batch.commands == ()
+    assert batch.results == ()
+    store.apply(projector.name, batch)
+    assert store.get_task("acme", "t1") is not None
+    assert store.get_task("acme", "t9") is None
+    store.close()
+
+
+class RefusingStore(SqliteReadModel):
+    """A store that cannot apply one task's records (as a store error would)."""
+
+    def apply(self, projector: str, batch: Projection) -> None:
+        if any(task_id == "t9" for task_id, _ in batch.states):
+            raise OverflowError("Python int too large to convert to SQLite INTEGER")
+        super().apply(projector, batch)
+
+
+def test_a_batch_the_store_refuses_is_applied_record_by_record(tmp_path: Path) -> None:
+    store = RefusingStore(tmp_path / "rm.sqlite3")
+    good = TaskState("t1", "acme", SPEC, TaskStatus.SCHEDULED, 5_000, None, 0, 1, 1, "c1")
+    other = TaskState("t9", "acme", SPEC, TaskStatus.SCHEDULED, 5_000, None, 0, 1, 1, "c9")
+    batch = Projection(states=(("t9", other), ("t1", good)), offsets=(("p.tasks.state", 0, 2),))
+    apply_each(store, "api-0", batch)
+    assert store.get_task("acme", "t1") is not None
+    assert store.offsets("api-0")[("p.tasks.state", 0)] == 2
     store.close()

@@ -32,6 +32,7 @@ from streams.core.errors import MalformedEvent
 from streams.core.events import DueTask, TaskCommand, TaskState, TaskStatus
 from streams.core.lifecycle import apply_command, next_due_ms
 from streams.core.schedule import next_fire_ms
+from streams.core.validation import Rules
 from streams.kafka.records import decode_command, decode_due, encode_state
 from streams.kafka.topics import COMMANDS, DUE, STATE
 from streams.ops.replay.produce import produce_all
@@ -176,7 +177,9 @@ def replay_state(
     ):
         for message in batch:
             try:
-                command = decode_command(message.value() or b"")
+                command = decode_command(
+                    message.value() or b"", Rules(topic_prefix=settings.topic_prefix)
+                )
             except MalformedEvent as exc:
                 report.malformed += 1
                 log_malformed(log, "command", message, exc)

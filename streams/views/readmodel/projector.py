@@ -34,11 +34,19 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaExcepti
 from streams.config import Settings, consumer_config
 from streams.core.errors import MalformedEvent
 from streams.core.events import ExecutionResult, TaskCommand, TaskState
+from streams.core.validation import Rules
 from streams.kafka.clients import consume_batch
 from streams.kafka.records import decode_command, decode_dead_letter, decode_result, decode_state
 from streams.kafka.topics import COMMANDS, DEAD, RESULTS, STATE
 from streams.metrics import PROJECTED_EVENTS
 from streams.ports import KafkaMessage, Projection, ReadModel
+from streams.views.readmodel.admit import (
+    apply_each,
+    check_command,
+    check_result,
+    check_state,
+    skipped,
+)
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +58,10 @@ class ConsumedRecord(KafkaMessage, Protocol):
 
 
 MAX_BATCH = 2_000
+# Shared mode: how long a live event may wait for its row to be written, and how
+# often the tail looks at the stored offsets meanwhile.
+WRITTEN_WAIT_S = 5.0
+WRITTEN_POLL_S = 0.02
 POLL_TIMEOUT_S = 0.2
 METADATA_RETRY_S = 1.0
 # An idle consumer looks the same whether or not the broker is up: probe it.
@@ -84,6 +96,7 @@ class Projector:
         self.name = "projector" if self.shared else f"api-{settings.slot}"
         self.status = ProjectorStatus(shared=self.shared)
         self._topics = {name: settings.topic(name) for name in (STATE, RESULTS, COMMANDS, DEAD)}
+        self._rules = Rules(topic_prefix=settings.topic_prefix)
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, name="projector", daemon=True)]
         if self.shared:
@@ -129,7 +142,11 @@ class Projector:
                     self.status.caught_up = True
                     continue
                 batch = self._project(messages)
-                self.store.apply(self.name, batch)
+                try:
+                    self.store.apply(self.name, batch)
+                except Exception:  # one record must not stop the read model of every tenant
+                    log.exception("projector batch refused; applying it record by record")
+                    apply_each(self.store, self.name, batch)
                 self.status.applied_batches += 1
                 PROJECTED_EVENTS.labels("state").inc(len(batch.states))
                 PROJECTED_EVENTS.labels("results").inc(len(batch.results))
@@ -184,11 +201,24 @@ class Projector:
             while not self._stop.is_set():
                 messages = consume_batch(consumer, MAX_BATCH, POLL_TIMEOUT_S)
                 if messages:
-                    self.on_batch(self._project(messages))
+                    batch = self._project(messages)
+                    self._await_written(batch)
+                    self.on_batch(batch)
         except Exception:
             log.exception("projector live tail stopped")
         finally:
             consumer.close()
+
+    def _await_written(self, batch: Projection) -> None:
+        """Hold a live batch until the group's writers have stored it (their offsets
+        cover it), so a ``?wait=true`` answered from it reads its own write. Bounded:
+        a writer that is down or rebalancing delays live events, never stops them."""
+        deadline = time.monotonic() + WRITTEN_WAIT_S
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            stored = self.store.offsets(self.name)
+            if all(stored.get((t, p), -1) >= o for t, p, o in batch.offsets):
+                return
+            time.sleep(WRITTEN_POLL_S)
 
     def _probe(self, consumer: Consumer) -> None:
         try:
@@ -244,7 +274,7 @@ class Projector:
         dead = decode_dead_letter(value)
         if dead.source_topic != self._topics[COMMANDS] or dead.original_value is None:
             return []
-        command = decode_command(dead.original_value)
+        command = decode_command(dead.original_value, rules=None)  # refused: show why
         return [(command.task_id, command.command_id, dead.reason)]
 
     def _project(self, messages: Sequence[ConsumedRecord]) -> Projection:
@@ -264,18 +294,27 @@ class Projector:
             key = (message.key() or b"").decode("utf-8", "replace")
             try:
                 if topic == self._topics[STATE]:
-                    states.append((key, None if value is None else decode_state(value)))
+                    state = None if value is None else decode_state(value)
+                    if state is not None:
+                        check_state(state)
+                    states.append((key, state))
                 elif value is None:
                     continue
                 elif topic == self._topics[RESULTS]:
-                    results.append(decode_result(value))
+                    result = decode_result(value)
+                    check_result(result)
+                    results.append(result)
                 elif topic == self._topics[COMMANDS]:
-                    commands.append(decode_command(value))
+                    command = decode_command(value, self._rules)
+                    check_command(command)
+                    commands.append(command)
                 else:
                     rejected.extend(self._rejection(value))
             except MalformedEvent as exc:
                 # The processors dead-letter malformed commands; the read model skips them.
                 log.info("projector skipped %s[%d]@%s: %s", topic, partition, message.offset(), exc)
+            except Exception as exc:  # anything else it cannot project: count, skip, go on
+                skipped(f"{topic}[{partition}]@{message.offset()}", exc)
         return Projection(
             states=tuple(states),
             results=tuple(results),
