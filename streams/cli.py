@@ -29,9 +29,15 @@ def _parser() -> argparse.ArgumentParser:
         "dev", help="everything on one machine: embedded broker, SQLite, all roles, web page"
     )
     dev.add_argument("--port", type=int, help="API/web port (default 8080 or KRONWHEEL_API_PORT)")
+    dev.add_argument(
+        "--reset",
+        action="store_true",
+        help="delete the data directory first: start from nothing (tasks, history, tokens)",
+    )
     commands.add_parser("api", help="run the REST API and web page")
     commands.add_parser("processor", help="run a timewheel processor")
     commands.add_parser("dispatcher", help="run a dispatcher")
+    commands.add_parser("keeper", help="copy the embedded broker to disk (kronwheel dev runs it)")
     commands.add_parser(
         "bench", help="whole-pipeline benchmarks: steady | burst | capacity", add_help=False
     )
@@ -125,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "dev":
         from streams.ops.dev import run_dev
 
-        return run_dev(settings, port=args.port)
+        return run_dev(settings, port=args.port, reset=args.reset)
     if args.command == "api":
         from streams.api.app import run_api
 
@@ -138,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
         from streams.dispatch import run_dispatcher
 
         run_dispatcher(_require_bootstrap(settings))
+    elif args.command == "keeper":
+        from streams.ops.keeper import run_keeper
+
+        run_keeper(_require_bootstrap(settings))
     elif args.command == "topics":
         _topics(_require_bootstrap(settings), args.action)
     elif args.command == "status":

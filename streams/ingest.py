@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from confluent_kafka import Message
 
@@ -79,9 +80,17 @@ def task_command(
 class CommandPublisher:
     """Publishes TaskCommands keyed by task id, so a task's commands stay in order."""
 
-    def __init__(self, settings: Settings, producer: AsyncProducer) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        producer: AsyncProducer,
+        journal: Callable[[list[Message]], None] | None = None,
+    ) -> None:
         self._topic = settings.topic(COMMANDS)
         self._producer = producer
+        # kronwheel dev: also write each command to disk before it is acknowledged,
+        # since its broker keeps nothing (streams.ops.durable).
+        self._journal = journal
 
     async def publish(self, command: TaskCommand) -> None:
         await self.publish_many([command])
@@ -98,6 +107,8 @@ class CommandPublisher:
             for command in commands
         ]
         messages: list[Message] = await asyncio.gather(*deliveries)
+        if self._journal is not None:
+            await asyncio.to_thread(self._journal, messages)
         for command, message in zip(commands, messages, strict=True):
             log.debug(
                 "command %s %s task=%s -> %s[%s]@%s",

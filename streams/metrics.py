@@ -104,9 +104,22 @@ PROJECTED_EVENTS = Counter(
     ["topic"],  # state | results | commands
 )
 WEBSOCKET_CLIENTS = Gauge("kronwheel_api_websocket_clients", "Open /v1/stream connections.")
-
 PROJECTOR_SKIPPED = Counter(
     "kronwheel_projector_skipped_total",
     "Records the API's projector could not project and skipped, by the error's class.",
     ["reason"],
+)
+# `kronwheel dev` only: its supervisor's view of the roles it runs.
+DEV_ROLE_RESTARTS = Counter(
+    "kronwheel_dev_role_restarts_total",
+    "Roles restarted by the kronwheel dev supervisor after they exited.",
+    ["role"],
+)
+DEV_ROLE_UP = Gauge(
+    "kronwheel_dev_role_up", "1 while the role's process runs under kronwheel dev.", ["role"]
+)
+DEV_ROLE_CRASH_LOOPING = Gauge(
+    "kronwheel_dev_role_crash_looping",
+    "1 while the role keeps exiting soon after each restart (kronwheel dev).",
+    ["role"],
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 
 from aiohttp import web
@@ -35,7 +36,9 @@ from streams.core.clock import Clock, SystemClock
 from streams.core.model import Limits
 from streams.ingest import CommandPublisher
 from streams.kafka.clients import AsyncProducer
+from streams.kafka.topics import STATE
 from streams.metrics import API_REQUESTS
+from streams.ops.durable import journal_from_env
 from streams.ports import ExecutionHistory, ReadModel
 from streams.views.history import open_execution_history
 from streams.views.readmodel import open_read_model
@@ -107,7 +110,9 @@ def run_api(settings: Settings) -> None:
             settings,
             read_model,
             history,
-            CommandPublisher(settings, producer),
+            CommandPublisher(
+                settings, producer, journal_from_env(os.environ, settings.topic(STATE))
+            ),
             hub=hub,
             projector_status=projector.status,
         )

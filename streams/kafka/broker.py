@@ -99,6 +99,10 @@ class EmbeddedBroker:
         self.stop()
         raise BrokerUnavailable(f"the embedded broker did not listen within {timeout_s} s")
 
+    def exit_code(self) -> int | None:
+        """None while the broker runs (or was never started); its exit code once it died."""
+        return None if self._process is None else self._process.poll()
+
     def stop(self) -> None:
         if self._process is not None:
             stop(self._process, timeout=5.0)

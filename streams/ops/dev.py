@@ -2,36 +2,51 @@
 
 Starts the embedded broker (unless KAFKA_BOOTSTRAP_SERVERS is set), creates the
 topics, then runs the processor, the dispatcher and the API as child
-processes, exactly as production runs them one per process. Ctrl-C (or
-SIGTERM) stops them all; if this process is SIGKILLed, the children die with
-it (see streams.ops.procs).
+processes, exactly as production runs them one per process, under a
+supervisor that restarts a role that exits (streams.ops.supervisor). Only the
+broker's death, Ctrl-C or SIGTERM stops everything; if this process is
+SIGKILLed, the children die with it (see streams.ops.procs).
+
+The banner is printed once every role answers /readyz: the processor and the
+dispatcher own their partitions and the API's read model has caught up.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import secrets
+import shutil
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import IO, Any
 
 from streams.config import Settings
 from streams.kafka.broker import EmbeddedBroker, free_loopback_port
-from streams.kafka.topics import ensure_topics
-from streams.ops.procs import spawn, stop, wait_for_http_ok
+from streams.kafka.topics import STATE, ensure_topics
+from streams.ops.durable import JOURNAL_ENV, open_kept_log
+from streams.ops.restore import restore_broker
+from streams.ops.server import start_ops_server
+from streams.ops.supervisor import RoleSpec, Supervisor
 
 log = logging.getLogger(__name__)
 
 ROLES = ("processor", "dispatcher", "api")
+# With the embedded broker, the keeper copies it to disk (streams.ops.keeper).
+KEEPER = "keeper"
 # Roles that serve /metrics on an ops port of their own; the API serves it on its port.
-OPS_ROLES = ("processor", "dispatcher")
+OPS_ROLES = (KEEPER, "processor", "dispatcher")
 LOOPBACK_ALLOWLIST = ("127.0.0.0/8", "::1")
 DEV_SESSION_TIMEOUT_MS = 6000
+CHECK_EVERY_S = 0.2
+# While waiting for readiness, say which roles are slow after this long.
+READY_NAG_S = 30.0
+LOCK_FILE = "dev.lock"
 
 
 class _Stop(Exception):
@@ -54,41 +69,94 @@ def _dev_settings(settings: Settings, token: str) -> Settings:
     return replace(settings, **changes)
 
 
-def run_dev(settings: Settings, port: int | None = None) -> int:
+def reset_data_dir(settings: Settings) -> None:
+    """``kronwheel dev --reset``: start from nothing (tasks, history, tokens, state).
+    Called with the directory's lock held, which stays."""
+    if not settings.data_dir.exists():
+        return
+    for entry in settings.data_dir.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    log.warning("reset: emptied the data directory %s", settings.data_dir.resolve())
+
+
+class DataDirInUse(Exception):
+    pass
+
+
+def lock_data_dir(data_dir: Path) -> IO[bytes]:
+    """Hold ``<data dir>/dev.lock`` while this dev runs: two devs on one directory would
+    both restore it into their own brokers and both write its kept log. The lock goes
+    with the process, however it ends."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = (data_dir / LOCK_FILE).open("wb")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise DataDirInUse(
+            f"another kronwheel dev is using {data_dir.resolve()}; stop it, or set "
+            "KRONWHEEL_DATA_DIR to another directory"
+        ) from None
+    return handle
+
+
+def _role_specs(
+    settings: Settings, ops_ports: dict[str, int], kept_path: Path | None
+) -> list[RoleSpec]:
+    env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
+    specs = []
+    roles = (KEEPER, *ROLES) if kept_path is not None else ROLES
+    for role in roles:
+        # A fixed slot: a restarted role takes its predecessor's place (and fences it).
+        own = replace(settings, slot=f"dev-{role}", metrics_port=ops_ports.get(role))
+        role_env = {**env, **own.to_env()}
+        if role == "api" and kept_path is not None:
+            role_env[JOURNAL_ENV] = str(kept_path)
+        if role in ops_ports:
+            ready = f"http://{settings.metrics_host}:{ops_ports[role]}/readyz"
+        else:
+            ready = f"http://{settings.api_host}:{settings.api_port}/readyz"
+        specs.append(RoleSpec(role, role_env, ready))
+    return specs
+
+
+def run_dev(settings: Settings, port: int | None = None, reset: bool = False) -> int:
     if port is not None:
         settings = replace(settings, api_port=port)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock = lock_data_dir(settings.data_dir)
+    except DataDirInUse as exc:
+        log.error("%s", exc)
+        return 1
+    if reset:
+        reset_data_dir(settings)
     token = settings.api_token or secrets.token_urlsafe(24)
     broker: EmbeddedBroker | None = None
-    children: dict[str, subprocess.Popen[bytes]] = {}
+    supervisor: Supervisor | None = None
     previous = {s: signal.signal(s, _raise_stop) for s in (signal.SIGINT, signal.SIGTERM)}
     exit_code = 0
     try:
         if not settings.bootstrap_servers:
             broker = EmbeddedBroker(log_path=settings.data_dir / "broker.log").start()
             settings = settings.with_bootstrap(broker.bootstrap_servers)
-            # The embedded broker starts empty, so history from an earlier run
-            # would describe tasks that no longer exist anywhere.
-            for suffix in ("", "-wal", "-shm"):
-                path = settings.history_db_path.with_name(settings.history_db_path.name + suffix)
-                path.unlink(missing_ok=True)
         ensure_topics(settings)
+        kept_path = _restore(settings) if broker is not None else None
         settings = _dev_settings(settings, token)
-        env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
-        metrics_ports = {role: free_loopback_port() for role in OPS_ROLES}
-        for role in ROLES:
-            own = replace(settings, slot=f"dev-{role}", metrics_port=metrics_ports.get(role))
-            role_env = {**env, **own.to_env()}
-            children[role] = spawn([sys.executable, "-m", "streams.cli", role], env=role_env)
-        wait_for_http_ok(f"http://{settings.api_host}:{settings.api_port}/healthz", children)
-        _print_banner(settings, token, broker, _metrics_urls(settings, metrics_ports))
-        while True:
-            for role, child in children.items():
-                if child.poll() is not None:
-                    log.error("the %s exited with code %s; stopping", role, child.returncode)
-                    exit_code = 1
-                    raise _Stop
-            time.sleep(0.2)
+        ops_ports = {role: free_loopback_port() for role in OPS_ROLES}
+        supervisor = Supervisor(_role_specs(settings, ops_ports, kept_path), clock=time.monotonic)
+        supervisor.start_all()
+        ops = start_ops_server(
+            settings.metrics_host, 0, lambda: _readiness(supervisor), "dev supervisor"
+        )
+        metrics_urls = _metrics_urls(settings, ops_ports)
+        if ops is not None:
+            metrics_urls["supervisor"] = f"http://{settings.metrics_host}:{ops.port}/metrics"
+        exit_code = _supervise(supervisor, broker, settings, token, metrics_urls)
     except _Stop:
         pass
     except Exception as exc:
@@ -98,15 +166,65 @@ def run_dev(settings: Settings, port: int | None = None) -> int:
         # Ignore further Ctrl-C while stopping, so a second one cannot orphan anything.
         for signum in previous:
             signal.signal(signum, signal.SIG_IGN)
-        for role in reversed(ROLES):
-            if role in children:
-                stop(children[role])
+        if supervisor is not None:
+            supervisor.stop_all()
         if broker is not None:
             broker.stop()
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        lock.close()
         print("kronwheel dev stopped", flush=True)
     return exit_code
+
+
+def _restore(settings: Settings) -> Path:
+    """Fill the fresh embedded broker from the kept log; returns the log's path."""
+    kept = open_kept_log(settings.data_dir, settings.topic(STATE))
+    try:
+        report = restore_broker(settings, kept)
+        counts = kept.counts()
+    finally:
+        kept.close()
+    print(
+        f"kronwheel dev: {report.describe()} from {kept.path} "
+        f"({', '.join(f'{t}: {n}' for t, n in sorted(counts.items())) or 'nothing kept yet'})",
+        flush=True,
+    )
+    return kept.path
+
+
+def _supervise(
+    supervisor: Supervisor,
+    broker: EmbeddedBroker | None,
+    settings: Settings,
+    token: str,
+    metrics_urls: dict[str, str],
+) -> int:
+    """Keep the roles running until the broker dies (1) or a signal stops us."""
+    started = time.monotonic()
+    nagged = started
+    announced = False
+    while True:
+        code = broker.exit_code() if broker is not None else None
+        if code is not None:
+            log.error("the embedded broker exited with code %s; stopping everything", code)
+            return 1
+        supervisor.check()
+        if not announced:
+            waiting = supervisor.not_ready()
+            if not waiting:
+                announced = True
+                log.info("every role is ready, %.1f s after start", time.monotonic() - started)
+                _print_banner(settings, token, broker, metrics_urls)
+            elif time.monotonic() - nagged > READY_NAG_S:
+                nagged = time.monotonic()
+                log.warning("still waiting for %s to be ready", ", ".join(waiting))
+        time.sleep(CHECK_EVERY_S)
+
+
+def _readiness(supervisor: Supervisor) -> tuple[bool, dict[str, object]]:
+    waiting = supervisor.not_ready()
+    return not waiting, {"not_ready": waiting, "pids": supervisor.pids()}
 
 
 def _metrics_urls(settings: Settings, ports: dict[str, int]) -> dict[str, str]:
@@ -123,7 +241,7 @@ def _print_banner(
     metrics_urls: dict[str, str],
 ) -> None:
     where = (
-        f"embedded broker (Tansu, in memory) on {settings.bootstrap_servers}"
+        f"embedded broker (Tansu, in memory, kept on disk) on {settings.bootstrap_servers}"
         if broker
         else f"broker {settings.bootstrap_servers}"
     )
@@ -135,13 +253,17 @@ def _print_banner(
                 f"  web page and API : http://{settings.api_host}:{settings.api_port}",
                 f"  admin token      : {token}",
                 f"  kafka            : {where}",
+                f"  data directory   : {settings.data_dir.resolve()}",
                 f"  history (SQLite) : {settings.history_db_path}",
                 f"  targets          : loopback ({','.join(LOOPBACK_ALLOWLIST)}) is ALLOWED in dev",
                 "  metrics          :",
                 *(f"    {role:<14} {url}" for role, url in metrics_urls.items()),
-                "  stop             : Ctrl-C",
+                "  roles            : restarted when they exit; all ready (see /readyz of "
+                "the supervisor)",
+                "  stop             : Ctrl-C    start from nothing: kronwheel dev --reset",
                 "",
             ]
         ),
         flush=True,
     )
+    sys.stdout.flush()

@@ -1,0 +1,127 @@
+"""``kronwheel dev`` as a user runs it, for tests: start it on a data directory,
+find its roles by PID, SIGKILL one role or the whole tree, start it again.
+
+Every process touched here is one this module started or a descendant of it,
+found by PID under /proc; nothing is killed by name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from streams.kafka.broker import free_loopback_port
+from streams.ops.procs import descendants, is_running, kill, spawn
+from tests.support.harness import ApiClient
+
+BANNER = "kronwheel dev is running"
+
+
+def wait_until(condition: Callable[[], object], timeout_s: float, what: str = "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def command_line(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+class DevRun:
+    """One ``kronwheel dev`` process tree; :meth:`start` again after :meth:`kill_tree`."""
+
+    def __init__(self, tmp_path: Path, token: str, extra_env: dict[str, str] | None = None) -> None:
+        self.port = free_loopback_port()
+        self.data_dir = tmp_path / "data"
+        self.tmp_path = tmp_path
+        self.token = token
+        self.extra_env = extra_env or {}
+        self.runs = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = tmp_path / "dev-0.log"
+
+    @property
+    def api(self) -> ApiClient:
+        return ApiClient(f"http://127.0.0.1:{self.port}", self.token)
+
+    def start(self, *args: str) -> DevRun:
+        env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+        env.update(
+            {
+                "KRONWHEEL_API_PORT": str(self.port),
+                "KRONWHEEL_API_TOKEN": self.token,
+                "KRONWHEEL_DATA_DIR": str(self.data_dir),
+                "PYTHONUNBUFFERED": "1",
+                **self.extra_env,
+            }
+        )
+        self.log_path = self.tmp_path / f"dev-{self.runs}.log"
+        self.runs += 1
+        with self.log_path.open("wb") as log_file:
+            self.process = spawn(
+                [sys.executable, "-m", "streams.cli", "dev", *args],
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text("utf-8", "replace")
+
+    def wait_running(self, timeout_s: float = 90.0) -> float:
+        """Wait for the banner; returns the seconds it took since :meth:`start`."""
+        started = time.monotonic()
+        assert self.process is not None
+        wait_until(
+            lambda: BANNER in self.log() or self.process.poll() is not None,  # type: ignore[union-attr]
+            timeout_s,
+            "the banner",
+        )
+        assert BANNER in self.log(), self.log()[-4000:]
+        return time.monotonic() - started
+
+    def role_pid(self, role: str) -> int | None:
+        """The PID of the running ``streams.cli <role>`` child, if any."""
+        assert self.process is not None
+        for pid in descendants(self.process.pid):
+            line = command_line(pid)
+            if is_running(pid) and line.rstrip().endswith(f"streams.cli {role}"):
+                return pid
+        return None
+
+    def kill_role(self, role: str) -> int:
+        pid = self.role_pid(role)
+        assert pid is not None, f"no {role} running"
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def kill_tree(self) -> None:
+        """SIGKILL the dev process and every process below it at once, as a power cut would."""
+        if self.process is None:
+            return
+        below = descendants(self.process.pid)
+        os.kill(self.process.pid, signal.SIGKILL)
+        for pid in below:
+            if is_running(pid):
+                os.kill(pid, signal.SIGKILL)
+        kill(self.process)
+        wait_until(lambda: not [p for p in below if is_running(p)], 20, "the tree to die")
+        self.process = None
+
+    def api_answers(self) -> bool:
+        try:
+            return self.api.get("/healthz")[0] == 200
+        except OSError:
+            return False
