@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -73,12 +74,14 @@ def produce_due(settings: Settings, firings: list[DueTask]) -> list[tuple[int, i
     return placed
 
 
-def history_rows(settings: Settings) -> list[ExecutionResult]:
+def history_rows(settings: Settings, task_ids: set[str]) -> list[ExecutionResult]:
+    """This test's rows (a Cassandra keyspace is shared by the session's tests)."""
     store = open_execution_history(settings)
     try:
-        return store.executions_between(0, 2**62, limit=1_000_000)
+        rows = store.executions_between(0, 2**62, limit=1_000_000)
     finally:
         store.close()
+    return [r for r in rows if r.task_id in task_ids]
 
 
 def wait_until(check: object, timeout_s: float, what: str) -> None:
@@ -101,22 +104,26 @@ def test_sigkill_mid_stream_leaves_one_outcome_per_fire_id(
     for role in (first, second):
         pipeline.wait_for_log(role, "assigned [")
     with CallbackSink() as sink:
-        wave1 = [due_task(f"kill-{i}", sink.url) for i in range(300)]
+        run = uuid.uuid4().hex[:8]
+        wave1 = [due_task(f"kill-{run}-{i}", sink.url) for i in range(300)]
         produce_due(settings, wave1)
         sink.wait_for(60, timeout_s=30)
         first.process.kill()  # SIGKILL, mid-stream
         first.process.wait(10)
-        wave2 = [due_task(f"kill-{i}", sink.url) for i in range(300, 600)]
+        wave2 = [due_task(f"kill-{run}-{i}", sink.url) for i in range(300, 600)]
         produce_due(settings, wave2)
         restarted = pipeline.start("dispatcher", slot=first.slot)  # fences the dead one
         pipeline.wait_for_log(restarted, "dispatcher started")
         expected = {d.fire_id for d in wave1 + wave2}
+        mine = {d.task_id for d in wave1 + wave2}
         wait_until(
-            lambda: {r.fire_id for r in history_rows(settings)} >= expected, 90, "all outcomes"
+            lambda: {r.fire_id for r in history_rows(settings, mine)} >= expected,
+            90,
+            "all outcomes",
         )
         callbacks = sink.received()
 
-    rows = history_rows(settings)
+    rows = history_rows(settings, mine)
     per_fire = Counter(r.fire_id for r in rows)
     assert set(per_fire) == expected, "no firing lost"
     assert all(count == 1 for count in per_fire.values()), "one outcome per fire id"

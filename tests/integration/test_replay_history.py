@@ -11,7 +11,7 @@ from pathlib import Path
 from streams.config import Settings
 from streams.core.model import Outcome
 from streams.kafka.topics import RESULTS
-from streams.views.history.sqlite import SqliteHistoryStore
+from streams.views.history import open_execution_history
 from tests.integration.replaykit import (
     create_command,
     executions_by_task,
@@ -21,6 +21,7 @@ from tests.integration.replaykit import (
     produce_commands,
     wait_until,
 )
+from tests.support.cassandra import fresh_keyspace
 from tests.support.harness import CallbackSink, Pipeline, produce_records
 
 TASKS = 40
@@ -30,10 +31,7 @@ def test_replay_history_into_an_empty_store(
     settings: Settings, pipeline: Pipeline, tmp_path: Path
 ) -> None:
     pipeline.start_ready("processor", "dispatcher")
-    # The SQLite store, whatever the environment: the test rebuilds into a second,
-    # empty data directory (with Cassandra both would be the session's keyspace).
-    settings = replace(settings, cassandra_contact_points=())
-    original = SqliteHistoryStore(settings.history_db_path)
+    original = open_execution_history(settings)
     start = now_ms()
     task_ids = [f"hist-{i}" for i in range(TASKS)]
     with CallbackSink() as sink:
@@ -48,14 +46,18 @@ def test_replay_history_into_an_empty_store(
 
     produce_records(settings, settings.topic(RESULTS), [(b"hist-0", b"\x00 not avro")])
 
+    # An empty store: a new data directory (SQLite), or a new keyspace (Cassandra).
     empty = replace(settings, data_dir=tmp_path / "rebuilt")
+    if settings.cassandra_contact_points:
+        keyspace = fresh_keyspace(settings.cassandra_contact_points, "kwempty")
+        empty = replace(empty, cassandra_keyspace=keyspace)
     window = ["--from", iso(start - 1_000), "--to", "now"]
     rebuilt = kronwheel(empty, "replay", "history", *window, "--progress", "always")
     assert f"{TASKS} executions added, 0 already in the store, 1 malformed skipped" in (
         rebuilt.stdout
     )
     assert "rec/s" in rebuilt.stderr  # the progress bar shows a rate
-    store = SqliteHistoryStore(empty.history_db_path)
+    store = open_execution_history(empty)
     assert executions_by_task(store, task_ids) == history
     store.close()
 

@@ -56,7 +56,10 @@ class DevRun:
         return ApiClient(f"http://127.0.0.1:{self.port}", self.token)
 
     def start(self, *args: str) -> DevRun:
-        env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}
+        # kronwheel dev is the one-machine shape: its embedded broker and SQLite,
+        # whatever real servers the rest of the suite was pointed at.
+        outside = {"KAFKA_BOOTSTRAP_SERVERS", "CASSANDRA_CONTACT_POINTS"}
+        env = {k: v for k, v in os.environ.items() if k not in outside}
         env.update(
             {
                 "KRONWHEEL_API_PORT": str(self.port),
