@@ -98,6 +98,7 @@ def main() -> None:
         finally:
             store.close()
     finally:
+        session.execute(f"DROP KEYSPACE IF EXISTS {keyspace}", timeout=60.0)
         cluster.shutdown()
     print(f"{args.rows} execution rows in batches of {args.batch}, {CONCURRENCY} in flight")
     print(

@@ -15,7 +15,7 @@ from streams.config import Settings
 from streams.kafka.broker import EmbeddedBroker, free_loopback_port
 from streams.kafka.topics import ensure_topics
 from streams.ops.procs import descendants, is_running
-from tests.support.cassandra import fresh_keyspace
+from tests.support.cassandra import drop_keyspace, fresh_keyspace
 from tests.support.harness import Pipeline
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / ".artifacts"
@@ -65,6 +65,7 @@ def cassandra_keyspace() -> Iterator[str | None]:
     before = os.environ.get("KRONWHEEL_CASSANDRA_KEYSPACE")
     os.environ["KRONWHEEL_CASSANDRA_KEYSPACE"] = keyspace
     yield keyspace
+    drop_keyspace(points, keyspace)
     if before is None:
         os.environ.pop("KRONWHEEL_CASSANDRA_KEYSPACE", None)
     else:

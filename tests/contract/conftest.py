@@ -14,7 +14,7 @@ import pytest
 
 from streams.ports import ExecutionHistory
 from streams.views.history.sqlite import SqliteHistoryStore
-from tests.support.cassandra import contact_points, fresh_keyspace
+from tests.support.cassandra import contact_points, drop_keyspace, fresh_keyspace
 
 
 @pytest.fixture(scope="session")
@@ -25,14 +25,18 @@ def cassandra_contact_points() -> Iterator[tuple[str, ...]]:
 @pytest.fixture(params=["sqlite", "cassandra"])
 def history(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ExecutionHistory]:
     store: ExecutionHistory
+    made: tuple[tuple[str, ...], str] | None = None
     if request.param == "sqlite":
         store = SqliteHistoryStore(tmp_path / "history.sqlite3")
     else:
         from streams.views.history.cassandra import CassandraHistoryStore
 
         points = request.getfixturevalue("cassandra_contact_points")
-        store = CassandraHistoryStore(points, keyspace=fresh_keyspace(points, "kw"))
+        made = (points, fresh_keyspace(points, "kw"))
+        store = CassandraHistoryStore(points, keyspace=made[1])
     try:
         yield store
     finally:
         store.close()
+        if made is not None:
+            drop_keyspace(*made)

@@ -145,3 +145,12 @@ def test_a_window_of_any_width_reads_only_what_is_there(history: ExecutionHistor
     history.record_executions(rows)
     assert history.executions_between(0, 2**62) == rows
     assert history.executions_between(0, 2**62, limit=2) == rows[:2]
+
+
+def test_recording_the_same_outcome_again_adds_nothing(history: ExecutionHistory) -> None:
+    """A replay over a store that has the window: identical outcomes are not new."""
+    rows = [result("t9", BASE), result("t9", BASE + 1000)]
+    assert history.record_executions(rows) == 2
+    assert history.record_executions(rows) == 0
+    assert history.record_executions([*rows, result("t9", BASE + 2000)]) == 1
+    assert len(history.executions("t9")) == 3

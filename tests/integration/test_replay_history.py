@@ -21,7 +21,7 @@ from tests.integration.replaykit import (
     produce_commands,
     wait_until,
 )
-from tests.support.cassandra import fresh_keyspace
+from tests.support.cassandra import drop_keyspace, fresh_keyspace
 from tests.support.harness import CallbackSink, Pipeline, produce_records
 
 TASKS = 40
@@ -78,3 +78,5 @@ def test_replay_history_into_an_empty_store(
     before = kronwheel(empty, "replay", "history", "--from=-2h", "--to", iso(start - 1_000))
     assert "0 in the window" in before.stdout
     original.close()
+    if settings.cassandra_contact_points:
+        drop_keyspace(settings.cassandra_contact_points, empty.cassandra_keyspace)

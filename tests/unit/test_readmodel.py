@@ -19,7 +19,7 @@ from streams.core.model import AtSchedule, HttpTarget, Outcome, TaskSpec
 from streams.core.projection import derive_status, spec_changes
 from streams.ports import Projection, ReadModel, TaskQuery, TokenRecord
 from streams.views.readmodel.sqlite import SqliteReadModel
-from tests.support.cassandra import contact_points, fresh_keyspace
+from tests.support.cassandra import contact_points, drop_keyspace, fresh_keyspace
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +32,20 @@ SPEC = TaskSpec(AtSchedule(2_000_000), HttpTarget("https://example.com/a"), name
 
 @pytest.fixture(params=["sqlite", "cassandra"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ReadModel]:
+    made: tuple[tuple[str, ...], str] | None = None
     if request.param == "sqlite":
         model: ReadModel = SqliteReadModel(tmp_path / "rm.sqlite3")
     else:
         from streams.views.readmodel.cassandra import CassandraReadModel
 
         points = request.getfixturevalue("cassandra_points")
-        # A keyspace per test: the contract tests reuse task ids.
-        model = CassandraReadModel.connect(points, keyspace=fresh_keyspace(points, "rm"))
+        # A keyspace per test (the contract tests reuse task ids), dropped after it.
+        made = (points, fresh_keyspace(points, "rm"))
+        model = CassandraReadModel.connect(points, keyspace=made[1])
     yield model
     model.close()
+    if made is not None:
+        drop_keyspace(*made)
 
 
 def state(

@@ -118,6 +118,12 @@ class CassandraHistoryStore:
             f"SELECT {columns}, due_partition, due_offset FROM {ks}.executions_by_fire_id "
             "WHERE fire_id = ?"
         )
+        # Whose write stayed: the row's write timestamp is the stamp of the recording
+        # that won (the earliest), so it equals this store's stamp only if that was us.
+        self._select_stamp = prepare(
+            f"SELECT fire_id, WRITETIME(task_id) AS stamp FROM {ks}.executions_by_fire_id "
+            "WHERE fire_id = ?"
+        )
         self._select_buckets = prepare(
             f"SELECT bucket FROM {ks}.task_buckets WHERE task_id = ? LIMIT ?"
         )
@@ -165,9 +171,11 @@ class CassandraHistoryStore:
         self._write_query_tables([(r, sources.get(r.fire_id)) for r in unique], stamp)
         if not contended:
             return len(unique)
-        # Read back: a row that is not ours was recorded first by someone else.
-        stored = self.recorded([r.fire_id for r in unique])
-        return sum(1 for r in unique if r.fire_id in stored and stored[r.fire_id].result == r)
+        # Read back: a row whose write timestamp is not ours was recorded first by
+        # someone else (or by an earlier run of this very outcome: not new either).
+        answers = self._run(self._select_stamp, ((r.fire_id,) for r in unique))
+        stamps = [row["stamp"] for answer in answers for row in answer]
+        return sum(1 for written in stamps if written == stamp)
 
     def _write_query_tables(
         self, rows: list[tuple[ExecutionResult, DueSource | None]], stamp: int
