@@ -15,7 +15,7 @@ from streams.config import Settings
 from streams.kafka.broker import EmbeddedBroker, free_loopback_port
 from streams.kafka.topics import ensure_topics
 from streams.ops.procs import descendants, is_running
-from tests.support.cassandra import drop_keyspace, fresh_keyspace
+from tests.support.cassandra import configured_points, drop_keyspace, fresh_keyspace
 from tests.support.harness import Pipeline
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / ".artifacts"
@@ -57,7 +57,7 @@ def cassandra_keyspace() -> Iterator[str | None]:
     """With CASSANDRA_CONTACT_POINTS set, one keyspace for the session's roles, made as an
     operator would (kronwheel never creates one); processes the tests start (`kronwheel
     dev` included) find it through KRONWHEEL_CASSANDRA_KEYSPACE."""
-    points = tuple(p for p in os.environ.get("CASSANDRA_CONTACT_POINTS", "").split(",") if p)
+    points = configured_points()
     if not points:
         yield None
         return
@@ -92,10 +92,9 @@ def real_kafka(on_dev_broker: bool) -> None:
 def settings(kafka_bootstrap: str, tmp_path: Path, cassandra_keyspace: str | None) -> Settings:
     """Settings for one test: its own topic names, data directory and API port; the
     history store and read model in Cassandra when CASSANDRA_CONTACT_POINTS is set."""
-    points = os.environ.get("CASSANDRA_CONTACT_POINTS", "")
     return replace(
         Settings(),
-        cassandra_contact_points=tuple(p for p in points.split(",") if p),
+        cassandra_contact_points=configured_points(),
         cassandra_keyspace=cassandra_keyspace or Settings().cassandra_keyspace,
         bootstrap_servers=kafka_bootstrap,
         topic_prefix=f"t{uuid.uuid4().hex[:10]}.",

@@ -7,7 +7,8 @@ MalformedEvent, so it ends in tasks.dead instead of inside a processor.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from streams.core.cron import validate_cron, validate_timezone
 from streams.core.errors import MalformedEvent, ValidationError
@@ -40,6 +41,8 @@ from streams.core.model import (
 from streams.core.validation import DEFAULT_RULES, Rules, validate_command, validate_due
 from streams.kafka.codec import codec
 from streams.ports import KafkaMessage
+
+T = TypeVar("T")
 
 NS = "io.kronwheel."
 
@@ -190,15 +193,20 @@ def retry_request_from_avro(record: dict[str, Any]) -> RetryRequest:
     )
 
 
+def _checked(validate: Callable[[T, Rules], None], value: T, rules: Rules) -> None:
+    """Run a validation on a decoded record; a failure makes the record malformed."""
+    try:
+        validate(value, rules)
+    except ValidationError as exc:
+        raise MalformedEvent(f"{exc.code}: {exc.field} {exc.message}") from None
+
+
 def decode_command(data: bytes, rules: Rules | None = DEFAULT_RULES) -> TaskCommand:
     """Decode and validate (streams.core.validation) a command; ``rules=None`` only decodes,
     for readers of commands that were already validated (the projector's dead letters)."""
     command = _decode_command(data)
     if rules is not None:
-        try:
-            validate_command(command, rules)
-        except ValidationError as exc:
-            raise MalformedEvent(f"{exc.code}: {exc.field} {exc.message}") from None
+        _checked(validate_command, command, rules)
     return command
 
 
@@ -284,10 +292,7 @@ def decode_due(data: bytes, rules: Rules | None = DEFAULT_RULES) -> DueTask:
     """Decode and validate a firing (``rules=None``: decode only, for replay)."""
     due = _decode_due(data)
     if rules is not None:
-        try:
-            validate_due(due, rules)
-        except ValidationError as exc:
-            raise MalformedEvent(f"{exc.code}: {exc.field} {exc.message}") from None
+        _checked(validate_due, due, rules)
     return due
 
 

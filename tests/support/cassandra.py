@@ -12,12 +12,18 @@ import pytest
 from streams.views.history.cassandra import split_contact_points
 
 
+def configured_points() -> tuple[str, ...]:
+    """CASSANDRA_CONTACT_POINTS as a tuple; empty when unset."""
+    configured = os.environ.get("CASSANDRA_CONTACT_POINTS", "")
+    return tuple(p.strip() for p in configured.split(",") if p.strip())
+
+
 def contact_points() -> Iterator[tuple[str, ...]]:
     """For a session fixture: CASSANDRA_CONTACT_POINTS when set, else a testcontainers
     Cassandra when a Docker engine answers, else the test is skipped saying why."""
-    configured = os.environ.get("CASSANDRA_CONTACT_POINTS", "").strip()
+    configured = configured_points()
     if configured:
-        yield tuple(p.strip() for p in configured.split(",") if p.strip())
+        yield configured
         return
     reason = docker_reason()
     if reason:
