@@ -20,7 +20,7 @@ included; a real Kafka not), and the outage: when each killed process was
 started again, came up, got its work back and fired or delivered again, in
 seconds after the kill. Prints a table with ratios against the baselines and
 writes .artifacts/bench/crash-<broker>.json. A baseline that cannot run
-(redis-server or a package missing) is a row that says why.
+(redis-server or a package missing) or failed is a row that says why.
 """
 
 from __future__ import annotations
@@ -168,7 +168,11 @@ def main(argv: list[str] | None = None) -> int:
             if name not in SYSTEMS:
                 parser.error(f"unknown system {name!r}")
             system = SYSTEMS[name](Path(work))
-            runs[name] = run_system(system, sink, count, args.timeout_s)
+            try:
+                runs[name] = run_system(system, sink, count, args.timeout_s)
+            except Exception as error:  # the other systems' numbers still count
+                print(f"[{name}] failed: {error}", flush=True)
+                runs[name] = {"broker": system.broker, "skipped": f"failed: {error}"}
     summary = {
         "tasks": count,
         "per_s": PER_S,

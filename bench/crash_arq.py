@@ -3,10 +3,14 @@
     python -m bench.crash_arq enqueue --redis-port P --order ORDER.json   # enqueue, exit
     python -m bench.crash_arq worker --redis-port P                       # run jobs until killed
 
-Configuration: arq's defaults (``max_jobs`` 10, ``poll_delay`` 0.5 s, 5 tries)
-except ``job_timeout`` 5 s, a callback's timeout. It matters after a crash: a
-job the dead worker had started is retried only when its in-progress key
-expires, ``job_timeout`` + 10 s later (with the default 300 s, 310 s).
+Configuration: arq's defaults (``poll_delay`` 0.5 s, 5 tries, results kept)
+except two. ``max_jobs`` 32, kronwheel's calls at once per target host: with
+the default 10, jobs that each wait on an HTTP call capped this worker near
+200/s on a busy machine, the workload's own rate, and it fell 10 s behind
+before any crash (measured once: p50 10 s). ``job_timeout`` 5 s, a callback's
+timeout; it matters after a crash: a job the dead worker had started is
+retried only when its in-progress key expires, ``job_timeout`` + 10 s later
+(with the default 300 s, 310 s).
 Each job is enqueued with ``_defer_until`` its due time and ``_job_id`` the
 task key (so a second enqueue of a key is refused, as a user would do it), and
 POSTs to the sink with kronwheel's headers (``bench.aps_baseline.fire``).
@@ -36,6 +40,7 @@ from bench.aps_baseline import fire as post_callback
 from bench.workloads import Workload
 
 JOB_TIMEOUT_S = 5
+MAX_JOBS = 32
 
 
 async def fire(ctx: dict[str, Any], url: str, key: str, due_ms: int) -> None:
@@ -70,6 +75,7 @@ def worker(port: int) -> None:
         functions=[fire],
         redis_settings=RedisSettings(host="127.0.0.1", port=port),
         job_timeout=JOB_TIMEOUT_S,
+        max_jobs=MAX_JOBS,
         on_startup=on_startup,
         on_shutdown=on_shutdown,
         log_results=False,

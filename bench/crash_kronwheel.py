@@ -156,16 +156,21 @@ class KronwheelCrash(KronwheelRoles):
         if "processor" in self.crashes:
             killed_ms, restarted_ms, _ = self.crashes["processor"]
             emitted = self._due_emitted()
-            after = [ms for ms in emitted if ms >= restarted_ms]
+            after = [ms for ms, _ in emitted if ms >= restarted_ms]
             if after:
                 breakdown["processor"]["fired_again_s"] = round((min(after) - killed_ms) / 1000, 2)
             breakdown["processor"]["due_events"] = len(emitted)
+            # The same firing emitted twice (the dispatcher drops the second): a
+            # processor that re-fired what its dead predecessor had committed.
+            fires = {fire for _, fire in emitted}
+            breakdown["processor"]["due_doubled"] = len(emitted) - len(fires)
         return breakdown
 
-    def _due_emitted(self) -> list[int]:
-        """Emitted-at of every committed firing on ``tasks.due``."""
+    def _due_emitted(self) -> list[tuple[int, str]]:
+        """(emitted at, fire id) of every committed firing on ``tasks.due``."""
         records = read_topic(self.settings, self.settings.topic(DUE), idle_s=1.0)
-        return [decode_due(value).emitted_at_ms for _, value, _ in records if value is not None]
+        dues = [decode_due(value) for _, value, _ in records if value is not None]
+        return [(due.emitted_at_ms, due.fire_id) for due in dues]
 
     def killed_ms(self) -> int:
         return min(killed for killed, _, _ in self.crashes.values())

@@ -53,7 +53,7 @@ def parse_status_kb(text: str, key: str) -> int:
 
 def role_of(argv: list[str]) -> str:
     """A short name for a process of the tree: the kronwheel role, the broker, or argv[0]."""
-    for marker in ("streams.cli", "bench.aps_baseline"):
+    for marker in ("streams.cli", "bench.aps_baseline", "bench.crash_aps", "bench.crash_arq"):
         if marker in argv:
             rest = argv[argv.index(marker) + 1 :]
             return rest[0] if rest and marker == "streams.cli" else marker.split(".")[-1]
