@@ -29,6 +29,7 @@ import argparse
 import os
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,7 +40,7 @@ from bench.crash_child import now_ms
 from bench.crash_kronwheel import KronwheelCrash
 from bench.crash_report import print_table, write_json
 from bench.procstat import TreeSampler, cpu_delta
-from bench.workloads import Workload, outcome
+from bench.workloads import Delivery, Workload, lateness_summary, outcome
 from tests.support.harness import CallbackSink
 
 FULL_TASKS = 12_000
@@ -117,7 +118,8 @@ def run_system(system: CrashSystem, sink: CallbackSink, count: int, timeout_s: f
             print(f"[{system.name}] killed and restarted; waiting for the rest", flush=True)
             wait_delivered(sink, path, workload, timeout_s)
             cpu = cpu_delta(before, sampler.cpu_by_role())
-        result: dict[str, Any] = outcome(deliveries(sink.received(), path), count)
+        received = deliveries(sink.received(), path)
+        result: dict[str, Any] = outcome(received, count)
         result.pop("_lateness")
         arrivals = result.pop("_arrivals")
         killed, restarted = system.killed_ms(), system.restarted_ms()
@@ -129,6 +131,10 @@ def run_system(system: CrashSystem, sink: CallbackSink, count: int, timeout_s: f
             outage=system.outage(),
             delivered_again_s=first_after(arrivals, restarted, killed),
             longest_silence_s=longest_gap_s(arrivals, killed),
+            doubled_received_s=doubles(received, killed),
+            # The same system without the crash, in the same run: how late the
+            # firings due before the kill were.
+            lateness_before_crash_ms=lateness_summary(lateness_due_before(received, crash_at)),
         )
         return result
     except Exception:
@@ -142,6 +148,24 @@ def first_after(arrivals: list[int], since_ms: int, killed_ms: int) -> float | N
     """Seconds from the kill to the first callback received after ``since_ms``."""
     later = [ms for ms in arrivals if ms >= since_ms]
     return round((min(later) - killed_ms) / 1000, 2) if later else None
+
+
+def doubles(received: list[Delivery], killed_ms: int, shown: int = 20) -> dict[str, list[float]]:
+    """For a few firings delivered more than once: each receive, seconds after the kill."""
+    times: dict[str, list[float]] = defaultdict(list)
+    for delivery in received:
+        times[delivery.key].append(round((delivery.received_ms - killed_ms) / 1000, 2))
+    doubled = {key: sorted(seen) for key, seen in times.items() if len(seen) > 1}
+    return dict(sorted(doubled.items())[:shown])
+
+
+def lateness_due_before(received: list[Delivery], crash_at_ms: int) -> list[float]:
+    """Lateness of the first delivery of each firing scheduled before the crash."""
+    first: dict[str, Delivery] = {}
+    for delivery in received:
+        if delivery.scheduled_ms < crash_at_ms and delivery.key not in first:
+            first[delivery.key] = delivery
+    return [float(d.received_ms - d.scheduled_ms) for d in first.values()]
 
 
 def longest_gap_s(arrivals: list[int], around_ms: int) -> float:

@@ -56,6 +56,17 @@ def outage_lines(runs: dict[str, Any]) -> list[str]:
             f"{system}: first callback after the restart {run['delivered_again_s']} s after "
             f"the kill; longest silence across the kill {run['longest_silence_s']} s"
         )
+        before = run["lateness_before_crash_ms"]
+        lines.append(
+            f"{system}: firings due before the kill (no crash yet): "
+            f"p50 {before['p50']:,.0f} ms, p99 {before['p99']:,.0f} ms, max {before['max']:,.0f} ms"
+        )
+        if run.get("doubled_received_s"):
+            shown = "; ".join(
+                f"{key} at {', '.join(map(str, seen))}"
+                for key, seen in list(run["doubled_received_s"].items())[:5]
+            )
+            lines.append(f"{system}: delivered twice (received, s after the kill): {shown}")
     return lines
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bench.crash import first_after, longest_gap_s, plan
+from bench.crash import doubles, first_after, lateness_due_before, longest_gap_s, plan
 from bench.crash_baselines import missing_module
 from bench.crash_kronwheel import role_outage, stamp_ms
 from bench.crash_report import rows
 from bench.procstat import role_of
+from bench.workloads import Delivery
 
 KILLED = "2026-12-03 19:00:00,000"
 
@@ -32,7 +33,10 @@ def test_processor_outage_counts_from_the_start_of_its_first_restore() -> None:
             line("2026-12-03 19:00:00,600", "processor started: group g, transactional id t"),
             line("2026-12-03 19:00:09,000", "assigned [] (restored; owns [])"),
             line("2026-12-03 19:00:12,500", "restored s[0] from offset 7: 1 records, in 0.50 s"),
-            line("2026-12-03 19:00:13,000", "restored s[1] from the start: 3 records, in 0.50 s"),
+            line(
+                "2026-12-03 19:00:13,000",
+                "restored s[1] from offset the start: 3 records, in 0.50 s",
+            ),
             line("2026-12-03 19:00:13,010", "assigned [0, 1] (restored; owns [0, 1])"),
         ]
     )
@@ -61,9 +65,19 @@ def test_dispatcher_outage_skips_an_empty_assignment() -> None:
 
 def test_silence_and_first_delivery_around_the_kill() -> None:
     arrivals = [1_000, 1_005, 1_010, 9_000, 9_001]
-    assert longest_gap_s(arrivals, 1_008) == 7.99
-    assert first_after(arrivals, 1_500, 1_008) == 7.99
-    assert first_after(arrivals, 10_000, 1_008) is None
+    assert longest_gap_s(arrivals, 1_012) == 7.99
+    assert first_after(arrivals, 1_500, 1_012) == 7.99
+    assert first_after(arrivals, 10_000, 1_012) is None
+
+
+def test_doubles_are_listed_with_each_receive_after_the_kill() -> None:
+    received = [Delivery("a@1", 1, 900), Delivery("b@2", 2, 950), Delivery("a@1", 1, 12_000)]
+    assert doubles(received, 1_000) == {"a@1": [-0.1, 11.0]}
+
+
+def test_lateness_before_the_crash_counts_each_firing_due_before_it_once() -> None:
+    received = [Delivery("a@1", 100, 150), Delivery("a@1", 100, 9_000), Delivery("b@2", 600, 700)]
+    assert lateness_due_before(received, 500) == [50.0]
 
 
 def test_the_plan_creates_everything_before_the_first_is_due() -> None:
@@ -82,6 +96,7 @@ def run(p99: float, delivered: int = 10) -> dict[str, object]:
         "doubled": 0,
         "lateness_ms": lateness,
         "cpu_s": {"total": 2.0},
+        "lateness_before_crash_ms": lateness,
     }
 
 
