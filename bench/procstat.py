@@ -59,7 +59,8 @@ def role_of(argv: list[str]) -> str:
             return rest[0] if rest and marker == "streams.cli" else marker.split(".")[-1]
     if argv and "tansu" in Path(argv[0]).name:
         return "broker"
-    return Path(argv[0]).name if argv else "?"
+    # A server that renames itself ("redis-server 127.0.0.1:6379") keeps its first word.
+    return Path(argv[0]).name.split(" ")[0] if argv else "?"
 
 
 @dataclass

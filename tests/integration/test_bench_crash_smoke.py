@@ -3,8 +3,9 @@
 Skipped unless KRONWHEEL_BENCH_SMOKE=1: it starts kronwheel's roles, then the
 APScheduler and arq baselines, each killed once, and takes a couple of
 minutes. It checks that the instrument works (every task counted once as
-delivered or lost, the outage read from the role logs, a baseline that cannot
-run says why), not how late anything is."""
+delivered or lost, a double only for a call made just before the kill, the
+outage read from the role logs, a baseline that cannot run says why), not how
+late anything is."""
 
 from __future__ import annotations
 
@@ -28,7 +29,12 @@ def test_crash_measures_kronwheel_and_both_baselines(tmp_path: Path) -> None:
     assert len(written) == 1
     summary = json.loads(written[0].read_text())
     kronwheel = summary["systems"]["kronwheel"]
-    assert (kronwheel["delivered"], kronwheel["missing"], kronwheel["doubled"]) == (600, 0, 0)
+    assert (kronwheel["delivered"], kronwheel["missing"]) == (600, 0)
+    # At least once at the target: a call the dead dispatcher made just before
+    # the kill (not committed) is made again after the restart, never otherwise.
+    doubled = kronwheel["doubled_received_s"]
+    assert len(doubled) == min(kronwheel["doubled"], 20)
+    assert all(seen[0] <= 0.5 < seen[1] for seen in doubled.values())
     assert kronwheel["cpu_s"]["total"] > 0
     for role in ("processor", "dispatcher"):
         assert kronwheel["outage"][role]["partitions_back_s"] is not None

@@ -126,3 +126,4 @@ def test_a_missing_baseline_package_is_named_with_how_to_install_it() -> None:
 def test_baseline_processes_are_named_in_the_cpu_split() -> None:
     assert role_of(["python", "-m", "bench.crash_arq", "worker"]) == "crash_arq"
     assert role_of(["python", "-m", "bench.crash_aps", "run"]) == "crash_aps"
+    assert role_of(["redis-server 127.0.0.1:6379"]) == "redis-server"
