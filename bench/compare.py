@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.compare_report import print_profiles, print_tables, write_artifacts
+from bench.partitions import by_partition
 from bench.procstat import TreeSampler, cpu_delta
 from bench.systems import ApsBaseline, CreateStats, KronwheelDev, KronwheelRoles, now_ms
 from bench.workloads import Delivery, Workload, outcome
@@ -121,7 +122,17 @@ def run_workload(
     # This process (sink, kronwheel's REST client, sampler): the same sink work for
     # both systems, plus the create calls for kronwheel. Not in either system's CPU.
     bench_cpu_s = _own_cpu_s() - bench_before
-    result = outcome(deliveries(sink.received(), path), count)
+    received = [c for c in sink.received() if c.path == path]
+    result = outcome(deliveries(received, path), count)
+    if system.name == "kronwheel":
+        result["by_partition"] = by_partition(
+            (
+                c.headers.get("Kronwheel-Task-Id", ""),
+                parse_rfc3339_ms(c.headers.get("Kronwheel-Scheduled-At", "")),
+                c.received_ms,
+            )
+            for c in received
+        )
     result["workload"] = workload.to_json()
     result["cpu_s"] = cpu
     result["cpu_ms_per_task"] = cpu["total"] * 1000 / max(count, 1)
