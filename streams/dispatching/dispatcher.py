@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,11 +28,10 @@ from streams.config import Settings
 from streams.core.attempts import result_of
 from streams.core.clock import Clock, SystemClock
 from streams.dispatching.boundary import run_guarded
-from streams.dispatching.dedupe import RecentFireIds, Verdict
+from streams.dispatching.dedupe import Verdict
 from streams.dispatching.kafka_side import ConfluentDispatcherKafka, group_id
 from streams.dispatching.outbound import open_targets
 from streams.dispatching.outputs import (
-    RECENT_WINDOW_MS,
     Finished,
     PartitionState,
     Taken,
@@ -45,7 +43,7 @@ from streams.dispatching.outputs import (
     summarize_and_prune,
     take,
 )
-from streams.kafka.clients import drop_reassigned
+from streams.dispatching.ownership import Ownership
 from streams.kafka.transactions import TransactionAborted
 from streams.metrics import CALLBACK_LATENESS, DISPATCH_DURATION, DISPATCH_OUTCOMES
 from streams.ops.server import start_ops_server
@@ -93,20 +91,17 @@ class Dispatcher:
         # The Kafka side is used from this one thread only: polls (and the rebalance
         # callbacks they run), transactions and seeks never overlap.
         self._kafka_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-kafka")
-        self.partitions: dict[int, PartitionState] = {}
         # The loop thread and the Kafka thread (rebalance callbacks) share the
-        # partition states; every change to them holds this lock.
-        self._lock = threading.Lock()
-        # Partitions assigned, and revoked or lost, by the callbacks of the current poll.
-        self._assigned_in_poll: set[int] = set()
-        self._dropped_in_poll: set[int] = set()
+        # partition states; every change to them holds the ownership's lock.
+        self.ownership = Ownership(store, self.clock, self.kafka)
+        self.partitions = self.ownership.partitions
+        self._lock = self.ownership.lock
         self._finished: list[Finished] = []
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._paused = False
         self._pruned_at = 0.0
         self._started = False
-        self._failed = False
         self.dispatched = 0
 
     def stop(self) -> None:
@@ -151,7 +146,12 @@ class Dispatcher:
 
     async def start(self) -> None:
         """Fence a predecessor in this slot and join the group."""
-        await self._on_kafka(self.kafka.subscribe, self._on_assign, self._on_revoke, self._on_lost)
+        await self._on_kafka(
+            self.kafka.subscribe,
+            self.ownership.on_assign,
+            self.ownership.on_revoke,
+            self.ownership.on_lost,
+        )
         self._started = True
         log.info("dispatcher started, group %s", group_id(self.settings))
 
@@ -163,7 +163,7 @@ class Dispatcher:
             # A fatal Kafka error (fenced, ...) or a store failure: leave without
             # committing anything more; the restarted process redoes from the
             # committed offsets.
-            self._failed = True
+            self.ownership.failed = True
             raise
 
     async def close(self) -> None:
@@ -175,15 +175,11 @@ class Dispatcher:
 
     async def _cycle(self, runner: FiringRunner, notifier: OutcomeNotifier) -> None:
         busy = bool(self._tasks) or bool(self._finished)
-        with self._lock:
-            self._assigned_in_poll.clear()
-            self._dropped_in_poll.clear()
+        self.ownership.poll_starts()
         polled = await self._on_kafka(
             self.kafka.poll, MAX_BATCH, BUSY_POLL_S if busy else IDLE_POLL_S
         )
-        with self._lock:
-            reassigned = self._assigned_in_poll & self._dropped_in_poll
-            messages, stale = drop_reassigned(polled, reassigned)
+        messages, stale = self.ownership.split_polled(polled)
         if stale:
             await self._on_kafka(self.kafka.rewind, stale)
         if messages:
@@ -357,43 +353,3 @@ class Dispatcher:
             await asyncio.wait(set(self._tasks), timeout=STOP_GRACE_S)
         await self._record_finished(notifier)
         await self._commit_released()
-
-    # --- rebalance callbacks (on the Kafka thread, inside poll) ---------------------------
-
-    def _on_assign(self, partitions: list[int]) -> None:
-        now = self.clock.now_ms()
-        floor = now - RECENT_WINDOW_MS
-        for partition in partitions:
-            recent = RecentFireIds(floor, self.store.recent_fire_ids(partition, floor))
-            with self._lock:
-                self.partitions[partition] = PartitionState(recent=recent, assigned_at_ms=now)
-                self._assigned_in_poll.add(partition)
-        log.info("assigned %s", sorted(partitions))
-
-    def _on_revoke(self, partitions: list[int]) -> None:
-        # Commit what is done before the partitions move, so the next owner does not
-        # redo it; unfinished work is dropped (the next owner re-runs or re-emits it).
-        revoked = list(partitions)
-        if self._failed:
-            log.info("revoked %s without commit (stopping after an error)", sorted(revoked))
-            return
-        with self._lock:
-            outputs, offsets = release(self.partitions, revoked)
-            for partition in revoked:
-                self.partitions.pop(partition, None)
-            self._dropped_in_poll.update(revoked)
-        if offsets:
-            try:
-                self.kafka.transact(outputs, offsets)
-            except TransactionAborted:
-                log.warning("commit on revoke aborted; the next owner re-emits from the store")
-        log.info("revoked %s", sorted(revoked))
-
-    def _on_lost(self, partitions: list[int]) -> None:
-        # Another dispatcher owns them already: committing would be fenced. Drop
-        # in-flight state; whatever was recorded is re-emitted by the new owner.
-        with self._lock:
-            for partition in partitions:
-                self.partitions.pop(partition, None)
-            self._dropped_in_poll.update(partitions)
-        log.warning("lost %s", sorted(partitions))
