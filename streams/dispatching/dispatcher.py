@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 from streams.config import Settings
 from streams.core.attempts import result_of
 from streams.core.clock import Clock, SystemClock
+from streams.dispatching.admission import Admission
 from streams.dispatching.boundary import run_guarded
 from streams.dispatching.dedupe import Verdict
 from streams.dispatching.kafka_side import ConfluentDispatcherKafka, group_id
@@ -65,7 +66,8 @@ IDLE_POLL_S = 0.1
 BUSY_POLL_S = 0.02
 PRUNE_EVERY_S = 60.0  # also the interval of the per-partition INFO summary
 # Records read ahead of the slowest unfinished one, over all partitions, before
-# the dispatcher stops fetching: bounds memory when one target is slow.
+# the dispatcher stops fetching (each partition pauses at its share of this):
+# bounds memory when one target is slow.
 READ_AHEAD_FACTOR = 4
 STOP_GRACE_S = 10.0
 
@@ -99,7 +101,9 @@ class Dispatcher:
         self._finished: list[Finished] = []
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._paused = False
+        # Fetched firings wait here to start, round robin over tenants and partitions.
+        self._admission: Admission[Taken] = Admission(settings.dispatch_concurrency)
+        self._paused: set[int] = set()
         self._pruned_at = 0.0
         self._started = False
         self.dispatched = 0
@@ -219,7 +223,22 @@ class Dispatcher:
         if to_look_up:
             to_run.extend(await self._settle_from_store(to_look_up, notifier))
         for taken in to_run:
-            task = asyncio.create_task(self._run_one(taken, runner))
+            self._admission.add(taken.due.tenant, taken.record.partition, taken)
+        self._admit(runner)
+
+    def _admit(self, runner: FiringRunner) -> None:
+        """Start waiting firings while the in-flight set has room (admission.py)."""
+        while not self._stop.is_set():
+            picked = self._admission.next()
+            if picked is None:
+                return
+            tenant, taken = picked
+            with self._lock:
+                current = self.partitions.get(taken.record.partition) is taken.state
+            if not current:  # revoked, lost or rewound while it waited: not ours to run
+                self._admission.done(tenant)
+                continue
+            task = asyncio.create_task(self._run_one(tenant, taken, runner))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -268,12 +287,16 @@ class Dispatcher:
 
     # --- running and recording ------------------------------------------------------
 
-    async def _run_one(self, taken: Taken, runner: FiringRunner) -> None:
-        attempt = await run_guarded(runner, taken.due, self.clock)  # admitted: fairness.py
+    async def _run_one(self, tenant: str, taken: Taken, runner: FiringRunner) -> None:
+        try:
+            attempt = await run_guarded(runner, taken.due, self.clock)  # and fairness.py
+        finally:
+            self._admission.done(tenant)
         result = result_of(taken.due, attempt, self.settings.instance_id)
         DISPATCH_DURATION.observe((attempt.finished_at_ms - attempt.started_at_ms) / 1000)
         CALLBACK_LATENESS.observe(max(0, result.lateness_ms) / 1000)
         self._finished.append(Finished(taken, result))
+        self._admit(runner)  # its place goes to the next in turn, without waiting for a poll
 
     async def _record_finished(self, notifier: OutcomeNotifier) -> None:
         if not self._finished:
@@ -330,14 +353,22 @@ class Dispatcher:
         self.kafka.rewind(owned)
 
     async def _apply_backpressure(self) -> None:
+        """Pause the partitions that read their share ahead, and only those: the
+        others keep being fetched, so a backlog is read from every partition at once
+        (a pause of all let whichever partition was fetched first fill the read-ahead)."""
         with self._lock:
-            held = sum(s.progress.held for s in self.partitions.values())
-        pause = held >= READ_AHEAD_FACTOR * self.settings.dispatch_concurrency
-        # Pausing every cycle while over the limit also pauses partitions assigned
-        # meanwhile; resuming happens once, when the read-ahead has drained.
-        if pause or self._paused:
-            await self._on_kafka(self.kafka.pause, pause)
-        self._paused = pause
+            owned = max(1, len(self.partitions))
+            bound = max(1, READ_AHEAD_FACTOR * self.settings.dispatch_concurrency // owned)
+            paused = {
+                p
+                for p, state in self.partitions.items()
+                # Resumed at half the bound, so a resume is not followed by a pause at once.
+                if state.progress.held >= (bound // 2 + 1 if p in self._paused else bound)
+            }
+        # Pausing every cycle while any is over also pauses one assigned meanwhile.
+        if paused or self._paused:
+            await self._on_kafka(self.kafka.pause, sorted(paused))
+        self._paused = paused
 
     def _prune(self) -> None:
         now = time.monotonic()
