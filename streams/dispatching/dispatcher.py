@@ -46,7 +46,12 @@ from streams.dispatching.outputs import (
 )
 from streams.dispatching.ownership import Ownership
 from streams.kafka.transactions import TransactionAborted
-from streams.metrics import CALLBACK_LATENESS, DISPATCH_DURATION, DISPATCH_OUTCOMES
+from streams.metrics import (
+    CALLBACK_LATENESS,
+    DISPATCH_DURATION,
+    DISPATCH_OUTCOMES,
+    DISPATCH_QUEUE_WAIT,
+)
 from streams.ops.server import start_ops_server
 from streams.ports import (
     ConsumedMessage,
@@ -293,6 +298,7 @@ class Dispatcher:
         finally:
             self._admission.done(tenant)
         result = result_of(taken.due, attempt, self.settings.instance_id)
+        DISPATCH_QUEUE_WAIT.observe(max(0, attempt.started_at_ms - taken.fetched_at_ms) / 1000)
         DISPATCH_DURATION.observe((attempt.finished_at_ms - attempt.started_at_ms) / 1000)
         CALLBACK_LATENESS.observe(max(0, result.lateness_ms) / 1000)
         self._finished.append(Finished(taken, result))

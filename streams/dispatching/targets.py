@@ -9,7 +9,7 @@ followed (a redirect could point anywhere).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager, nullcontext
 
 import aiohttp
@@ -81,8 +81,10 @@ class GuardedHttp:
         headers: Mapping[str, str],
         timeout_ms: int,
         tenant: str | None = None,
+        on_start: Callable[[], None] | None = None,
     ) -> int:
         """The response status; raises TargetRefused or the client's error.
+        ``on_start`` runs once the slots are held, as the request goes out.
 
         The URL is parsed once, here, and that parsed URL is what the session
         connects to: the literal check sees the host after the IDNA mapping the
@@ -97,6 +99,8 @@ class GuardedHttp:
         # The host's slot first, then the tenant's: waiting for a busy host must
         # not hold a slot another tenant's unrelated host could use.
         async with self._limits.slot(await host_key(url, self._resolve)), self.tenant_slot(tenant):
+            if on_start is not None:
+                on_start()
             try:
                 async with self._session.request(
                     method,
@@ -129,10 +133,18 @@ class TargetRunner:
         self._signing_secret = signing_secret
 
     async def run(self, due: DueTask) -> Attempt:
+        # The call's start is stamped once the host's and the tenant's slots are
+        # held: the wait for them is queue time (the dispatcher measures it apart),
+        # not the target's. Before, a sub-millisecond local sink showed 131 ms calls.
         started = self._clock.now_ms()
+
+        def call_starts() -> None:
+            nonlocal started
+            started = self._clock.now_ms()
+
         try:
             if isinstance(due.target, HttpTarget):
-                status = await self._call_http(due, due.target)
+                status = await self._call_http(due, due.target, call_starts)
                 ok = 200 <= status < 300
                 return Attempt(
                     Outcome.SUCCEEDED if ok else Outcome.FAILED,
@@ -142,6 +154,7 @@ class TargetRunner:
                     error=None if ok else f"HTTP {status}",
                 )
             async with self._http.tenant_slot(due.tenant):
+                call_starts()
                 await self._publish(due.target)
             return Attempt(Outcome.SUCCEEDED, started, self._clock.now_ms())
         except TargetRefused as exc:
@@ -152,11 +165,19 @@ class TargetRunner:
                 text = f"timed out after {getattr(due.target, 'timeout_ms', 0)} ms"
             return Attempt(Outcome.FAILED, started, self._clock.now_ms(), error=text)
 
-    async def _call_http(self, due: DueTask, target: HttpTarget) -> int:
+    async def _call_http(
+        self, due: DueTask, target: HttpTarget, on_start: Callable[[], None]
+    ) -> int:
         body = target.body.encode() if target.body is not None else b""
         headers = callback_headers(due, body, self._signing_secret, self._clock.now_ms())
         return await self._http.call(
-            target.method, target.url, body, headers, target.timeout_ms, tenant=due.tenant
+            target.method,
+            target.url,
+            body,
+            headers,
+            target.timeout_ms,
+            tenant=due.tenant,
+            on_start=on_start,
         )
 
     async def _publish(self, target: KafkaTarget) -> None:

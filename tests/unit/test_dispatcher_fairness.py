@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from streams.config import Settings
 from streams.core.attempts import Attempt
@@ -153,4 +154,41 @@ async def test_a_backlog_larger_than_the_read_ahead_is_read_from_every_partition
     await drive(d, runner, lambda: len(results(log)) == len(fires))
     assert set(runner.order[:12]) == set(range(PARTITIONS)), runner.order[:12]
     assert results(log) == Counter(dict.fromkeys(fires, 1))
+    await d.close()
+
+
+def sample(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+async def test_the_wait_before_a_call_is_measured_apart_from_the_call(
+    log: MemLog, store: SqliteHistoryStore
+) -> None:
+    clock = FakeClock()
+
+    class WaitsThenAnswers(OrderRunner):
+        async def run(self, due: DueTask) -> Attempt:
+            self.clock.advance(250)  # waited 250 ms for a slot; the call itself takes 40
+            started = self.clock.now_ms()
+            self.clock.advance(40)
+            return Attempt(Outcome.SUCCEEDED, started, self.clock.now_ms(), http_status=200)
+
+    fires = backlog(log, clock, per_partition=1)
+    runner = WaitsThenAnswers(clock)
+    waits, calls = (
+        sample(f"kronwheel_dispatch_{m}_seconds_sum") for m in ("queue_wait", "duration")
+    )
+    d, _ = await started(log, store, runner)
+    await drive(d, runner, lambda: len(results(log)) == len(fires))
+
+    # The n-th call waited its own 250 ms plus the 290 of each one before it.
+    expected_waits = sum(250 + 290 * n for n in range(len(fires))) / 1000
+    assert sample("kronwheel_dispatch_queue_wait_seconds_sum") - waits == pytest.approx(
+        expected_waits
+    )
+    assert sample("kronwheel_dispatch_duration_seconds_sum") - calls == pytest.approx(
+        0.04 * len(fires)
+    )
+    rows = store.executions_between(0, 2**62)
+    assert {r.finished_at_ms - r.started_at_ms for r in rows} == {40}, "history keeps the call time"
     await d.close()
