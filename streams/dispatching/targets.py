@@ -19,7 +19,7 @@ from streams.core.attempts import Attempt
 from streams.core.clock import Clock
 from streams.core.events import DueTask
 from streams.core.model import HttpTarget, KafkaTarget, Outcome
-from streams.core.netguard import Allowlist, canonical_host
+from streams.core.netguard import Allowlist, host_of
 from streams.core.signing import compute_signature
 from streams.core.timefmt import format_rfc3339_ms
 from streams.dispatching.fairness import FairSlots, Resolve, host_key
@@ -31,6 +31,10 @@ MAX_ERROR_CHARS = 500
 # A target's answer is not used; read a little of it so small answers keep the
 # connection reusable, and never buffer a huge one.
 MAX_RESPONSE_BYTES = 64 * 1024
+# Verdicts on hosts as written (an IP literal's refusal, or None) kept per session:
+# the decision depends on the host and the allowlist only, and parsing the address
+# and checking its ranges for every call was a tenth of the dispatcher's own CPU.
+MAX_REMEMBERED_HOSTS = 10_000
 
 __all__ = ["Attempt", "GuardedHttp", "TargetRunner", "callback_headers"]
 
@@ -66,6 +70,7 @@ class GuardedHttp:
         self._limits = limits
         self._slots = slots
         self._resolve = resolve
+        self._literal_verdicts: dict[str, str | None] = {}
 
     def tenant_slot(self, tenant: str | None) -> AbstractAsyncContextManager[None]:
         """One of the dispatcher's slots, shared fairly between tenants (none: no limit)."""
@@ -92,13 +97,22 @@ class GuardedHttp:
         to the guarded resolver. No second parse can disagree with the check.
         """
         parsed = yarl.URL(url)
-        host = canonical_host(url)
-        refusal = literal_refusal(host, self._allowlist)
+        host = host_of(parsed)
+        if host in self._literal_verdicts:
+            refusal = self._literal_verdicts[host]
+        else:
+            refusal = literal_refusal(host, self._allowlist)
+            if len(self._literal_verdicts) >= MAX_REMEMBERED_HOSTS:
+                self._literal_verdicts.clear()  # bounded: a flood of hosts must not grow it
+            self._literal_verdicts[host] = refusal
         if refusal:
             raise TargetRefused(refusal)
         # The host's slot first, then the tenant's: waiting for a busy host must
         # not hold a slot another tenant's unrelated host could use.
-        async with self._limits.slot(await host_key(url, self._resolve)), self.tenant_slot(tenant):
+        async with (
+            self._limits.slot(await host_key(parsed, self._resolve)),
+            self.tenant_slot(tenant),
+        ):
             if on_start is not None:
                 on_start()
             try:
