@@ -188,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
         default="kronwheel,apscheduler,bare-aiohttp",
         help="bare-aiohttp: no scheduler, a timer per call (the floor of the HTTP path)",
     )
+    parser.add_argument(
+        "--dispatchers",
+        type=int,
+        help="KRONWHEEL_DEV_DISPATCHERS for kronwheel dev (default: dev's)",
+    )
     parser.add_argument("--out", type=Path, default=Path(".artifacts") / "bench")
     parser.add_argument(
         "--roles",
@@ -213,8 +218,10 @@ def main(argv: list[str] | None = None) -> int:
             system: System
             if name == "kronwheel":
                 Path(work, "kronwheel").mkdir()
-                kind = KronwheelRoles if args.roles else KronwheelDev
-                system = kind(Path(work) / "kronwheel")
+                if args.roles:
+                    system = KronwheelRoles(Path(work) / "kronwheel")
+                else:
+                    system = KronwheelDev(Path(work) / "kronwheel", args.dispatchers)
             elif name in ("apscheduler", "bare-aiohttp"):
                 system = ApsBaseline(Path(work), bare=name == "bare-aiohttp")
             else:
@@ -222,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             runs[name] = run_system(system, sink, args)
     summary = {
         "kronwheel_started_as": "roles from the bench" if args.roles else "kronwheel dev",
+        "dev_dispatchers": args.dispatchers,
         "profiled": args.profile is not None,
         "scale": args.scale,
         "lead_s": args.lead_s,

@@ -68,6 +68,7 @@ def print_tables(summary: dict[str, Any]) -> None:
     load = ", ".join(f"{x:.2f}" for x in summary["load_average_before"])
     print(
         f"\nscale {summary['scale']}, lead {summary['lead_s']:.0f} s, {summary['cpus']} CPUs, "
+        f"kronwheel dev dispatchers {summary.get('dev_dispatchers') or 'default'}, "
         f"load average before the run {load}"
     )
     print(table(headers, rows))
