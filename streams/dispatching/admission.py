@@ -9,6 +9,11 @@ to the next tenant in turn that is below its share, and within that tenant to
 its next partition in turn. Results still leave in offset order per partition
 (streams.dispatching.progress): only the order in which calls start changes.
 
+What is fetched is spread the same way: each partition pauses once it holds its
+share of the read-ahead (:func:`partitions_to_pause`) and the others keep being
+fetched. A pause of every partition at once let whichever partition was
+fetched first fill the whole read-ahead.
+
 The tenant level keeps issue 12's rule at this gate too: a tenant holds at
 most ``share`` of the places, so one tenant's backlog (or slow host) never
 fills the in-flight set while another tenant waits (fairness.py applies the
@@ -18,6 +23,7 @@ same share to the target calls themselves).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping, Set
 from typing import Generic, TypeVar
 
 from streams.dispatching.fairness import DEFAULT_TENANT_SHARE
@@ -91,3 +97,11 @@ class Admission(Generic[T]):
             self._tenant_turns.popleft()
             del self._queues[tenant], self._partition_turns[tenant]
         return item
+
+
+def partitions_to_pause(held: Mapping[int, int], paused: Set[int], read_ahead: int) -> set[int]:
+    """The partitions to stop fetching: those holding (taken, not yet released) their
+    share of ``read_ahead``; one paused stays paused until it is down to half of it,
+    so a resume is not followed by a pause at once."""
+    share = max(1, read_ahead // max(1, len(held)))
+    return {p for p, n in held.items() if n >= (share // 2 + 1 if p in paused else share)}

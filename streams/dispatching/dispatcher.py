@@ -6,7 +6,9 @@ Per due event, in this order (docs/dispatch.md has the whole story):
    record (partition@offset): a crash came between the history write and the
    commit, so the recorded outcome and its follow-ups are emitted again. At
    another record: a duplicate on tasks.due, skipped and counted.
-2. Otherwise the target runs (concurrently with others, bounded).
+2. Otherwise it waits for a place in flight, handed out round robin over
+   tenants and then partitions (streams.dispatching.admission), and the
+   target runs (concurrently with others, bounded).
 3. The outcome goes to the history store (idempotent by fire id, the first
    outcome stays), then its outputs (ExecutionResult, a RETRY command or a dead
    letter) wait until every earlier record of the partition is done too.
@@ -27,7 +29,7 @@ from typing import Any, TypeVar
 from streams.config import Settings
 from streams.core.attempts import result_of
 from streams.core.clock import Clock, SystemClock
-from streams.dispatching.admission import Admission
+from streams.dispatching.admission import Admission, partitions_to_pause
 from streams.dispatching.boundary import run_guarded
 from streams.dispatching.dedupe import Verdict
 from streams.dispatching.kafka_side import ConfluentDispatcherKafka, group_id
@@ -359,18 +361,10 @@ class Dispatcher:
         self.kafka.rewind(owned)
 
     async def _apply_backpressure(self) -> None:
-        """Pause the partitions that read their share ahead, and only those: the
-        others keep being fetched, so a backlog is read from every partition at once
-        (a pause of all let whichever partition was fetched first fill the read-ahead)."""
         with self._lock:
-            owned = max(1, len(self.partitions))
-            bound = max(1, READ_AHEAD_FACTOR * self.settings.dispatch_concurrency // owned)
-            paused = {
-                p
-                for p, state in self.partitions.items()
-                # Resumed at half the bound, so a resume is not followed by a pause at once.
-                if state.progress.held >= (bound // 2 + 1 if p in self._paused else bound)
-            }
+            held = {p: state.progress.held for p, state in self.partitions.items()}
+        read_ahead = READ_AHEAD_FACTOR * self.settings.dispatch_concurrency
+        paused = partitions_to_pause(held, self._paused, read_ahead)
         # Pausing every cycle while any is over also pauses one assigned meanwhile.
         if paused or self._paused:
             await self._on_kafka(self.kafka.pause, sorted(paused))

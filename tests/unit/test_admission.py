@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.dispatching.admission import Admission
+from streams.dispatching.admission import Admission, partitions_to_pause
 
 
 def drain(admission: Admission[str]) -> list[str]:
@@ -44,3 +44,11 @@ def test_nothing_starts_beyond_the_capacity_until_one_is_done() -> None:
     admission.done("acme")
     assert admission.next() == ("acme", "item-2")
     assert admission.waiting == 1
+
+
+def test_each_partition_pauses_at_its_share_and_resumes_at_half_of_it() -> None:
+    held = {0: 40, 1: 10, 2: 0, 3: 30}  # a read-ahead of 160 over 4 partitions: 40 each
+    assert partitions_to_pause(held, set(), read_ahead=160) == {0}
+    assert partitions_to_pause({**held, 0: 21}, {0}, read_ahead=160) == {0}
+    assert partitions_to_pause({**held, 0: 20}, {0}, read_ahead=160) == set()
+    assert partitions_to_pause({}, set(), read_ahead=160) == set()
