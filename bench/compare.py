@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bench.compare_report import print_profiles, print_tables, write_artifacts
+from bench.partitions import by_partition
 from bench.procstat import TreeSampler, cpu_delta
 from bench.systems import ApsBaseline, CreateStats, KronwheelDev, KronwheelRoles, now_ms
 from bench.workloads import Delivery, Workload, outcome
@@ -121,7 +122,17 @@ def run_workload(
     # This process (sink, kronwheel's REST client, sampler): the same sink work for
     # both systems, plus the create calls for kronwheel. Not in either system's CPU.
     bench_cpu_s = _own_cpu_s() - bench_before
-    result = outcome(deliveries(sink.received(), path), count)
+    received = [c for c in sink.received() if c.path == path]
+    result = outcome(deliveries(received, path), count)
+    if system.name == "kronwheel":
+        result["by_partition"] = by_partition(
+            (
+                c.headers.get("Kronwheel-Task-Id", ""),
+                parse_rfc3339_ms(c.headers.get("Kronwheel-Scheduled-At", "")),
+                c.received_ms,
+            )
+            for c in received
+        )
     result["workload"] = workload.to_json()
     result["cpu_s"] = cpu
     result["cpu_ms_per_task"] = cpu["total"] * 1000 / max(count, 1)
@@ -177,6 +188,11 @@ def main(argv: list[str] | None = None) -> int:
         default="kronwheel,apscheduler,bare-aiohttp",
         help="bare-aiohttp: no scheduler, a timer per call (the floor of the HTTP path)",
     )
+    parser.add_argument(
+        "--dispatchers",
+        type=int,
+        help="KRONWHEEL_DEV_DISPATCHERS for kronwheel dev (default: dev's)",
+    )
     parser.add_argument("--out", type=Path, default=Path(".artifacts") / "bench")
     parser.add_argument(
         "--roles",
@@ -202,8 +218,10 @@ def main(argv: list[str] | None = None) -> int:
             system: System
             if name == "kronwheel":
                 Path(work, "kronwheel").mkdir()
-                kind = KronwheelRoles if args.roles else KronwheelDev
-                system = kind(Path(work) / "kronwheel")
+                if args.roles:
+                    system = KronwheelRoles(Path(work) / "kronwheel")
+                else:
+                    system = KronwheelDev(Path(work) / "kronwheel", args.dispatchers)
             elif name in ("apscheduler", "bare-aiohttp"):
                 system = ApsBaseline(Path(work), bare=name == "bare-aiohttp")
             else:
@@ -211,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             runs[name] = run_system(system, sink, args)
     summary = {
         "kronwheel_started_as": "roles from the bench" if args.roles else "kronwheel dev",
+        "dev_dispatchers": args.dispatchers,
         "profiled": args.profile is not None,
         "scale": args.scale,
         "lead_s": args.lead_s,

@@ -68,6 +68,7 @@ def print_tables(summary: dict[str, Any]) -> None:
     load = ", ".join(f"{x:.2f}" for x in summary["load_average_before"])
     print(
         f"\nscale {summary['scale']}, lead {summary['lead_s']:.0f} s, {summary['cpus']} CPUs, "
+        f"kronwheel dev dispatchers {summary.get('dev_dispatchers') or 'default'}, "
         f"load average before the run {load}"
     )
     print(table(headers, rows))
@@ -77,6 +78,14 @@ def print_tables(summary: dict[str, Any]) -> None:
             parts = ", ".join(f"{k} {v:.1f}" for k, v in sorted(roles.items(), key=lambda x: -x[1]))
             bench = run[workload]["bench_process_cpu_s"]
             print(f"{system} {workload} CPU s by process: {parts} (bench process {bench:.1f})")
+            split = run[workload].get("by_partition")
+            if split:
+                print(
+                    f"{system} {workload} by tasks.due partition (p50 ms / last s): "
+                    + ", ".join(
+                        f"{p}: {v['p50_ms']:.0f} / {v['last_s']:.1f}" for p, v in split.items()
+                    )
+                )
         rss = {k: v for k, v in run["peak_rss_mb"].items() if k != "total"}
         parts = ", ".join(f"{k} {v:.0f}" for k, v in rss.items())
         print(f"{system} peak RSS MB by process: {parts}")

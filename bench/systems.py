@@ -69,8 +69,9 @@ class CreateStats:
 class KronwheelDev:
     name = "kronwheel"
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, dispatchers: int | None = None) -> None:
         self.work = work
+        self.dispatchers = dispatchers  # None: dev's default for this machine
         self.port = free_loopback_port()
         self.token = secrets.token_urlsafe(16)
         self.process: subprocess.Popen[bytes] | None = None
@@ -90,6 +91,11 @@ class KronwheelDev:
             KRONWHEEL_DATA_DIR=str(self.work / "data"),
             KRONWHEEL_API_PORT=str(self.port),
             KRONWHEEL_API_TOKEN=self.token,
+            **(
+                {}
+                if self.dispatchers is None
+                else {"KRONWHEEL_DEV_DISPATCHERS": str(self.dispatchers)}
+            ),
         )
         self._log = (self.work / "dev.log").open("ab")
         self.process = spawn(

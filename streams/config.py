@@ -131,6 +131,13 @@ class Settings:
     dispatch_per_host_rate: int = _setting(
         "KRONWHEEL_DISPATCH_PER_HOST_RATE", 0, "calls/s per target host, 0 = no limit", minimum=0
     )
+    # How many dispatcher processes `kronwheel dev` runs (unset: see dev_dispatchers()).
+    dev_dispatchers: int | None = _setting(
+        "KRONWHEEL_DEV_DISPATCHERS",
+        None,
+        "dispatchers kronwheel dev runs; unset = one per core, at least 2",
+        minimum=1,
+    )
     cassandra_keyspace: str = _setting(
         "KRONWHEEL_CASSANDRA_KEYSPACE", "kronwheel", "Cassandra keyspace"
     )

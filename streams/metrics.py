@@ -41,7 +41,13 @@ DISPATCH_OUTCOMES = Counter(
 )
 DISPATCH_DURATION = Histogram(
     "kronwheel_dispatch_duration_seconds",
-    "Time to run a target, per attempt.",
+    "Target call started (its host's and tenant's slots held) to answered, per attempt.",
+    buckets=LATENESS_BUCKETS,
+)
+DISPATCH_QUEUE_WAIT = Histogram(
+    "kronwheel_dispatch_queue_wait_seconds",
+    "Due record fetched by the dispatcher to its target call started, per attempt: the "
+    "wait for a place in flight, then for the host's and the tenant's slots.",
     buckets=LATENESS_BUCKETS,
 )
 

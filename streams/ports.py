@@ -212,8 +212,8 @@ class ProcessorKafka(RoleKafka, Protocol):
 class DispatcherKafka(RoleKafka, Protocol):
     """The dispatcher's Kafka side: tasks.due in, results/commands/dead out."""
 
-    def pause(self, paused: bool) -> None:
-        """Stop (or resume) fetching from every assigned partition."""
+    def pause(self, partitions: Sequence[int]) -> None:
+        """Fetch none of these partitions, and every other assigned one."""
         ...
 
     def last_poll_monotonic(self) -> float:

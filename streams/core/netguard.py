@@ -79,7 +79,11 @@ def canonical_host(url: str) -> str:
     decision about where a URL goes is made on this string.
     Raises ValueError for a URL yarl cannot parse.
     """
-    parsed = yarl.URL(url)
+    return host_of(yarl.URL(url))
+
+
+def host_of(parsed: yarl.URL) -> str:
+    """:func:`canonical_host` of a URL parsed already (one parse, one answer)."""
     return (parsed.raw_host or "").lower()
 
 

@@ -6,7 +6,9 @@ Per due event, in this order (docs/dispatch.md has the whole story):
    record (partition@offset): a crash came between the history write and the
    commit, so the recorded outcome and its follow-ups are emitted again. At
    another record: a duplicate on tasks.due, skipped and counted.
-2. Otherwise the target runs (concurrently with others, bounded).
+2. Otherwise it waits for a place in flight, handed out round robin over
+   tenants and then partitions (streams.dispatching.admission), and the
+   target runs (concurrently with others, bounded).
 3. The outcome goes to the history store (idempotent by fire id, the first
    outcome stays), then its outputs (ExecutionResult, a RETRY command or a dead
    letter) wait until every earlier record of the partition is done too.
@@ -19,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,12 +29,12 @@ from typing import Any, TypeVar
 from streams.config import Settings
 from streams.core.attempts import result_of
 from streams.core.clock import Clock, SystemClock
+from streams.dispatching.admission import Admission, partitions_to_pause
 from streams.dispatching.boundary import run_guarded
-from streams.dispatching.dedupe import RecentFireIds, Verdict
+from streams.dispatching.dedupe import Verdict
 from streams.dispatching.kafka_side import ConfluentDispatcherKafka, group_id
 from streams.dispatching.outbound import open_targets
 from streams.dispatching.outputs import (
-    RECENT_WINDOW_MS,
     Finished,
     PartitionState,
     Taken,
@@ -45,9 +46,14 @@ from streams.dispatching.outputs import (
     summarize_and_prune,
     take,
 )
-from streams.kafka.clients import drop_reassigned
+from streams.dispatching.ownership import Ownership
 from streams.kafka.transactions import TransactionAborted
-from streams.metrics import CALLBACK_LATENESS, DISPATCH_DURATION, DISPATCH_OUTCOMES
+from streams.metrics import (
+    CALLBACK_LATENESS,
+    DISPATCH_DURATION,
+    DISPATCH_OUTCOMES,
+    DISPATCH_QUEUE_WAIT,
+)
 from streams.ops.server import start_ops_server
 from streams.ports import (
     ConsumedMessage,
@@ -67,7 +73,8 @@ IDLE_POLL_S = 0.1
 BUSY_POLL_S = 0.02
 PRUNE_EVERY_S = 60.0  # also the interval of the per-partition INFO summary
 # Records read ahead of the slowest unfinished one, over all partitions, before
-# the dispatcher stops fetching: bounds memory when one target is slow.
+# the dispatcher stops fetching (each partition pauses at its share of this):
+# bounds memory when one target is slow.
 READ_AHEAD_FACTOR = 4
 STOP_GRACE_S = 10.0
 
@@ -93,20 +100,19 @@ class Dispatcher:
         # The Kafka side is used from this one thread only: polls (and the rebalance
         # callbacks they run), transactions and seeks never overlap.
         self._kafka_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-kafka")
-        self.partitions: dict[int, PartitionState] = {}
         # The loop thread and the Kafka thread (rebalance callbacks) share the
-        # partition states; every change to them holds this lock.
-        self._lock = threading.Lock()
-        # Partitions assigned, and revoked or lost, by the callbacks of the current poll.
-        self._assigned_in_poll: set[int] = set()
-        self._dropped_in_poll: set[int] = set()
+        # partition states; every change to them holds the ownership's lock.
+        self.ownership = Ownership(store, self.clock, self.kafka)
+        self.partitions = self.ownership.partitions
+        self._lock = self.ownership.lock
         self._finished: list[Finished] = []
         self._stop = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._paused = False
+        # Fetched firings wait here to start, round robin over tenants and partitions.
+        self._admission: Admission[Taken] = Admission(settings.dispatch_concurrency)
+        self._paused: set[int] = set()
         self._pruned_at = 0.0
         self._started = False
-        self._failed = False
         self.dispatched = 0
 
     def stop(self) -> None:
@@ -151,7 +157,12 @@ class Dispatcher:
 
     async def start(self) -> None:
         """Fence a predecessor in this slot and join the group."""
-        await self._on_kafka(self.kafka.subscribe, self._on_assign, self._on_revoke, self._on_lost)
+        await self._on_kafka(
+            self.kafka.subscribe,
+            self.ownership.on_assign,
+            self.ownership.on_revoke,
+            self.ownership.on_lost,
+        )
         self._started = True
         log.info("dispatcher started, group %s", group_id(self.settings))
 
@@ -163,7 +174,7 @@ class Dispatcher:
             # A fatal Kafka error (fenced, ...) or a store failure: leave without
             # committing anything more; the restarted process redoes from the
             # committed offsets.
-            self._failed = True
+            self.ownership.failed = True
             raise
 
     async def close(self) -> None:
@@ -175,15 +186,11 @@ class Dispatcher:
 
     async def _cycle(self, runner: FiringRunner, notifier: OutcomeNotifier) -> None:
         busy = bool(self._tasks) or bool(self._finished)
-        with self._lock:
-            self._assigned_in_poll.clear()
-            self._dropped_in_poll.clear()
+        self.ownership.poll_starts()
         polled = await self._on_kafka(
             self.kafka.poll, MAX_BATCH, BUSY_POLL_S if busy else IDLE_POLL_S
         )
-        with self._lock:
-            reassigned = self._assigned_in_poll & self._dropped_in_poll
-            messages, stale = drop_reassigned(polled, reassigned)
+        messages, stale = self.ownership.split_polled(polled)
         if stale:
             await self._on_kafka(self.kafka.rewind, stale)
         if messages:
@@ -223,7 +230,22 @@ class Dispatcher:
         if to_look_up:
             to_run.extend(await self._settle_from_store(to_look_up, notifier))
         for taken in to_run:
-            task = asyncio.create_task(self._run_one(taken, runner))
+            self._admission.add(taken.due.tenant, taken.record.partition, taken)
+        self._admit(runner)
+
+    def _admit(self, runner: FiringRunner) -> None:
+        """Start waiting firings while the in-flight set has room (admission.py)."""
+        while not self._stop.is_set():
+            picked = self._admission.next()
+            if picked is None:
+                return
+            tenant, taken = picked
+            with self._lock:
+                current = self.partitions.get(taken.record.partition) is taken.state
+            if not current:  # revoked, lost or rewound while it waited: not ours to run
+                self._admission.done(tenant)
+                continue
+            task = asyncio.create_task(self._run_one(tenant, taken, runner))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
@@ -272,12 +294,17 @@ class Dispatcher:
 
     # --- running and recording ------------------------------------------------------
 
-    async def _run_one(self, taken: Taken, runner: FiringRunner) -> None:
-        attempt = await run_guarded(runner, taken.due, self.clock)  # admitted: fairness.py
+    async def _run_one(self, tenant: str, taken: Taken, runner: FiringRunner) -> None:
+        try:
+            attempt = await run_guarded(runner, taken.due, self.clock)  # and fairness.py
+        finally:
+            self._admission.done(tenant)
         result = result_of(taken.due, attempt, self.settings.instance_id)
+        DISPATCH_QUEUE_WAIT.observe(max(0, attempt.started_at_ms - taken.fetched_at_ms) / 1000)
         DISPATCH_DURATION.observe((attempt.finished_at_ms - attempt.started_at_ms) / 1000)
         CALLBACK_LATENESS.observe(max(0, result.lateness_ms) / 1000)
         self._finished.append(Finished(taken, result))
+        self._admit(runner)  # its place goes to the next in turn, without waiting for a poll
 
     async def _record_finished(self, notifier: OutcomeNotifier) -> None:
         if not self._finished:
@@ -335,13 +362,13 @@ class Dispatcher:
 
     async def _apply_backpressure(self) -> None:
         with self._lock:
-            held = sum(s.progress.held for s in self.partitions.values())
-        pause = held >= READ_AHEAD_FACTOR * self.settings.dispatch_concurrency
-        # Pausing every cycle while over the limit also pauses partitions assigned
-        # meanwhile; resuming happens once, when the read-ahead has drained.
-        if pause or self._paused:
-            await self._on_kafka(self.kafka.pause, pause)
-        self._paused = pause
+            held = {p: state.progress.held for p, state in self.partitions.items()}
+        read_ahead = READ_AHEAD_FACTOR * self.settings.dispatch_concurrency
+        paused = partitions_to_pause(held, self._paused, read_ahead)
+        # Pausing every cycle while any is over also pauses one assigned meanwhile.
+        if paused or self._paused:
+            await self._on_kafka(self.kafka.pause, sorted(paused))
+        self._paused = paused
 
     def _prune(self) -> None:
         now = time.monotonic()
@@ -357,43 +384,3 @@ class Dispatcher:
             await asyncio.wait(set(self._tasks), timeout=STOP_GRACE_S)
         await self._record_finished(notifier)
         await self._commit_released()
-
-    # --- rebalance callbacks (on the Kafka thread, inside poll) ---------------------------
-
-    def _on_assign(self, partitions: list[int]) -> None:
-        now = self.clock.now_ms()
-        floor = now - RECENT_WINDOW_MS
-        for partition in partitions:
-            recent = RecentFireIds(floor, self.store.recent_fire_ids(partition, floor))
-            with self._lock:
-                self.partitions[partition] = PartitionState(recent=recent, assigned_at_ms=now)
-                self._assigned_in_poll.add(partition)
-        log.info("assigned %s", sorted(partitions))
-
-    def _on_revoke(self, partitions: list[int]) -> None:
-        # Commit what is done before the partitions move, so the next owner does not
-        # redo it; unfinished work is dropped (the next owner re-runs or re-emits it).
-        revoked = list(partitions)
-        if self._failed:
-            log.info("revoked %s without commit (stopping after an error)", sorted(revoked))
-            return
-        with self._lock:
-            outputs, offsets = release(self.partitions, revoked)
-            for partition in revoked:
-                self.partitions.pop(partition, None)
-            self._dropped_in_poll.update(revoked)
-        if offsets:
-            try:
-                self.kafka.transact(outputs, offsets)
-            except TransactionAborted:
-                log.warning("commit on revoke aborted; the next owner re-emits from the store")
-        log.info("revoked %s", sorted(revoked))
-
-    def _on_lost(self, partitions: list[int]) -> None:
-        # Another dispatcher owns them already: committing would be fenced. Drop
-        # in-flight state; whatever was recorded is re-emitted by the new owner.
-        with self._lock:
-            for partition in partitions:
-                self.partitions.pop(partition, None)
-            self._dropped_in_poll.update(partitions)
-        log.warning("lost %s", sorted(partitions))

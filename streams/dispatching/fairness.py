@@ -28,7 +28,7 @@ from contextlib import asynccontextmanager
 import aiohttp
 import yarl
 
-from streams.core.netguard import canonical_host
+from streams.core.netguard import host_of
 
 DEFAULT_TENANT_SHARE = 0.5
 
@@ -56,6 +56,11 @@ class FairSlots:
             self._release(tenant)
 
     async def _acquire(self, tenant: str) -> None:
+        if not self._turns and self.in_use < self.capacity and self.held(tenant) < self.per_tenant:
+            # Nobody waits and a slot is free for it: take it without queueing a
+            # future (the common case; it cost about 10 us a call).
+            self._take(tenant)
+            return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         queue = self._waiting.setdefault(tenant, deque())
         if not queue:
@@ -118,7 +123,7 @@ class FairSlots:
 Resolve = Callable[[str, int], Awaitable[list[str]]]
 
 
-async def host_key(url: str, resolve: Resolve | None) -> str:
+async def host_key(url: str | yarl.URL, resolve: Resolve | None) -> str:
     """The per-host limit's key of a URL: resolved address and port.
 
     An IP literal is its own address (after the IDNA mapping the HTTP client
@@ -126,8 +131,8 @@ async def host_key(url: str, resolve: Resolve | None) -> str:
     names of one server share one limit. A name that does not resolve keeps
     its name: the call will fail at connect time anyway.
     """
-    parsed = yarl.URL(url)
-    host = canonical_host(url)
+    parsed = url if isinstance(url, yarl.URL) else yarl.URL(url)
+    host = host_of(parsed)
     port = parsed.port or 0
     try:
         ipaddress.ip_address(host)

@@ -56,6 +56,7 @@ class ConfluentDispatcherKafka:
             )
         )
         self._lag_checked = 0.0
+        self._paused: set[int] = set()  # partitions this side paused (pause())
         self._last_poll = 0.0
 
     def subscribe(self, on_assign: Rebalance, on_revoke: Rebalance, on_lost: Rebalance) -> None:
@@ -109,10 +110,15 @@ class ConfluentDispatcherKafka:
         seek_to_committed(self.consumer, tps, TXN_TIMEOUT_S)
         log.info("rewound %s to committed offsets", sorted(partitions))
 
-    def pause(self, paused: bool) -> None:
-        assigned = self.consumer.assignment()
-        if assigned:
-            (self.consumer.pause if paused else self.consumer.resume)(assigned)
+    def pause(self, partitions: Sequence[int]) -> None:
+        assigned = {tp.partition for tp in self.consumer.assignment()}
+        wanted = set(partitions) & assigned
+        resume = (self._paused - wanted) & assigned
+        if wanted:  # again each time: a partition assigned meanwhile starts unpaused
+            self.consumer.pause([TopicPartition(self.due_topic, p) for p in sorted(wanted)])
+        if resume:
+            self.consumer.resume([TopicPartition(self.due_topic, p) for p in sorted(resume)])
+        self._paused = wanted
 
     def _update_lag(self) -> None:
         report_lag(self.consumer, group_id(self.settings), self.consumer.assignment())

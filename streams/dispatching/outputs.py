@@ -60,6 +60,7 @@ class Taken:
     due: DueTask
     record: DueRecord
     state: PartitionState
+    fetched_at_ms: int = 0  # when the dispatcher took the record (queue wait starts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,7 @@ def take(
         topic = settings.topic(DEAD)
         state.progress.finish(offset, [OutRecord(topic, message.key(), encode_dead_letter(dead))])
         return None
-    return Taken(due, record, state)
+    return Taken(due, record, state, now_ms)
 
 
 def outputs_of(settings: Settings, taken: Taken, result: ExecutionResult) -> list[OutRecord]:

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from streams.config import Settings
 from streams.kafka.broker import EmbeddedBroker, free_loopback_port
-from streams.kafka.topics import STATE, ensure_topics
+from streams.kafka.topics import DUE, STATE, ensure_topics, load_topic_specs
 from streams.ops.durable import JOURNAL_ENV, open_kept_log
 from streams.ops.restore import restore_broker
 from streams.ops.server import start_ops_server
@@ -37,6 +37,7 @@ from streams.ops.supervisor import RoleSpec, Supervisor
 log = logging.getLogger(__name__)
 
 ROLES = ("processor", "dispatcher", "api")
+DISPATCHER = "dispatcher"
 # With the embedded broker, the keeper copies it to disk (streams.ops.keeper).
 KEEPER = "keeper"
 # Roles that serve /metrics on an ops port of their own; the API serves it on its port.
@@ -105,13 +106,46 @@ def lock_data_dir(data_dir: Path) -> IO[bytes]:
     return handle
 
 
+def dev_dispatchers(settings: Settings, cores: int | None, partitions: int) -> int:
+    """How many dispatchers dev runs: ``KRONWHEEL_DEV_DISPATCHERS``, else one per
+    core and at least two, never more than tasks.due has partitions (a member
+    without one would idle). One dispatcher process tops out at about 1.45 of
+    two cores and, once behind, leaves the machine's other core unused (issue 15)."""
+    if settings.dev_dispatchers is not None:
+        return settings.dev_dispatchers
+    return max(1, min(partitions, max(2, cores or 1)))
+
+
+def role_names(dispatchers: int, keeper: bool) -> list[str]:
+    """The supervised roles: ``dispatcher``, then ``dispatcher-2`` ... for the others."""
+    names = [KEEPER] if keeper else []
+    for role in ROLES:
+        names.append(role)
+        if role == DISPATCHER:
+            names.extend(f"{DISPATCHER}-{n}" for n in range(2, dispatchers + 1))
+    return names
+
+
+def _due_partitions(settings: Settings) -> int:
+    due = settings.topic(DUE)
+    return next(spec.partitions for spec in load_topic_specs(settings) if spec.name == due)
+
+
+def _ops_roles(dispatchers: int) -> list[str]:
+    """The roles that serve /metrics on an ops port of their own (every dispatcher)."""
+    return [
+        role
+        for role in role_names(dispatchers, keeper=True)
+        if role in OPS_ROLES or role.startswith(f"{DISPATCHER}-")
+    ]
+
+
 def _role_specs(
-    settings: Settings, ops_ports: dict[str, int], kept_path: Path | None
+    settings: Settings, ops_ports: dict[str, int], kept_path: Path | None, dispatchers: int
 ) -> list[RoleSpec]:
     env = {**os.environ, **settings.to_env(), "PYTHONUNBUFFERED": "1"}
     specs = []
-    roles = (KEEPER, *ROLES) if kept_path is not None else ROLES
-    for role in roles:
+    for role in role_names(dispatchers, keeper=kept_path is not None):
         # A fixed slot: a restarted role takes its predecessor's place (and fences it).
         own = replace(settings, slot=f"dev-{role}", metrics_port=ops_ports.get(role))
         role_env = {**env, **own.to_env()}
@@ -121,7 +155,9 @@ def _role_specs(
             ready = f"http://{settings.metrics_host}:{ops_ports[role]}/readyz"
         else:
             ready = f"http://{settings.api_host}:{settings.api_port}/readyz"
-        specs.append(RoleSpec(role, role_env, ready))
+        command = [sys.executable, "-m", "streams.cli", DISPATCHER]
+        is_extra_dispatcher = role.startswith(f"{DISPATCHER}-")
+        specs.append(RoleSpec(role, role_env, ready, command if is_extra_dispatcher else []))
     return specs
 
 
@@ -147,8 +183,10 @@ def run_dev(settings: Settings, port: int | None = None, reset: bool = False) ->
         ensure_topics(settings)
         kept_path = _restore(settings) if broker is not None else None
         settings = _dev_settings(settings, token)
-        ops_ports = {role: free_loopback_port() for role in OPS_ROLES}
-        supervisor = Supervisor(_role_specs(settings, ops_ports, kept_path), clock=time.monotonic)
+        dispatchers = dev_dispatchers(settings, os.cpu_count(), _due_partitions(settings))
+        ops_ports = {role: free_loopback_port() for role in _ops_roles(dispatchers)}
+        specs = _role_specs(settings, ops_ports, kept_path, dispatchers)
+        supervisor = Supervisor(specs, clock=time.monotonic)
         supervisor.start_all()
         ops = start_ops_server(
             settings.metrics_host, 0, lambda: _readiness(supervisor), "dev supervisor"
@@ -156,7 +194,7 @@ def run_dev(settings: Settings, port: int | None = None, reset: bool = False) ->
         metrics_urls = _metrics_urls(settings, ops_ports)
         if ops is not None:
             metrics_urls["supervisor"] = f"http://{settings.metrics_host}:{ops.port}/metrics"
-        exit_code = _supervise(supervisor, broker, settings, token, metrics_urls)
+        exit_code = _supervise(supervisor, broker, settings, token, metrics_urls, dispatchers)
     except _Stop:
         pass
     except Exception as exc:
@@ -199,6 +237,7 @@ def _supervise(
     settings: Settings,
     token: str,
     metrics_urls: dict[str, str],
+    dispatchers: int,
 ) -> int:
     """Keep the roles running until the broker dies (1) or a signal stops us."""
     started = time.monotonic()
@@ -215,7 +254,7 @@ def _supervise(
             if not waiting:
                 announced = True
                 log.info("every role is ready, %.1f s after start", time.monotonic() - started)
-                _print_banner(settings, token, broker, metrics_urls)
+                _print_banner(settings, token, broker, metrics_urls, dispatchers)
             elif time.monotonic() - nagged > READY_NAG_S:
                 nagged = time.monotonic()
                 log.warning("still waiting for %s to be ready", ", ".join(waiting))
@@ -239,6 +278,7 @@ def _print_banner(
     token: str,
     broker: EmbeddedBroker | None,
     metrics_urls: dict[str, str],
+    dispatchers: int,
 ) -> None:
     where = (
         f"embedded broker (Tansu, in memory, kept on disk) on {settings.bootstrap_servers}"
@@ -256,6 +296,7 @@ def _print_banner(
                 f"  data directory   : {settings.data_dir.resolve()}",
                 f"  history (SQLite) : {settings.history_db_path}",
                 f"  targets          : loopback ({','.join(LOOPBACK_ALLOWLIST)}) is ALLOWED in dev",
+                f"  dispatchers      : {dispatchers} (KRONWHEEL_DEV_DISPATCHERS)",
                 "  metrics          :",
                 *(f"    {role:<14} {url}" for role, url in metrics_urls.items()),
                 "  roles            : restarted when they exit; all ready (see /readyz of "

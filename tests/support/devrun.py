@@ -38,6 +38,18 @@ def command_line(pid: int) -> str:
         return ""
 
 
+def slot_of(pid: int) -> str | None:
+    """The KRONWHEEL_SLOT a child of dev runs in (None if unreadable or unset)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    for entry in environ:
+        if entry.startswith(b"KRONWHEEL_SLOT="):
+            return entry.split(b"=", 1)[1].decode()
+    return None
+
+
 class DevRun:
     """One ``kronwheel dev`` process tree; :meth:`start` again after :meth:`kill_tree`."""
 
@@ -96,11 +108,17 @@ class DevRun:
         return time.monotonic() - started
 
     def role_pid(self, role: str) -> int | None:
-        """The PID of the running ``streams.cli <role>`` child, if any."""
+        """The PID of the running child of this role (``dispatcher-2`` is the second
+        dispatcher: the same command line, its own slot), if any."""
         assert self.process is not None
+        command = role.partition("-")[0]
         for pid in descendants(self.process.pid):
             line = command_line(pid)
-            if is_running(pid) and line.rstrip().endswith(f"streams.cli {role}"):
+            if (
+                is_running(pid)
+                and line.rstrip().endswith(f"streams.cli {command}")
+                and slot_of(pid) in (None, f"dev-{role}")
+            ):
                 return pid
         return None
 

@@ -239,7 +239,7 @@ class MemKafka:
     producer: MemProducer = field(init=False)
     owned: list[int] = field(default_factory=list)
     positions_: dict[int, int] = field(default_factory=dict)
-    paused: bool = False
+    paused: set[int] = field(default_factory=set)
     polls: int = 0
     changelog_reads: list[tuple[int, int | None]] = field(default_factory=list)  # (p, start)
     _callbacks: dict[str, Rebalance] = field(default_factory=dict)
@@ -268,8 +268,8 @@ class MemKafka:
         self.polls += 1
         self._deliver(after_fetch=False)
         messages: list[MemMessage] = []
-        if not self.paused:
-            for partition in sorted(self.owned):
+        for partition in sorted(self.owned):
+            if partition not in self.paused:
                 start = self.positions_[partition]
                 batch = self.log.read(self.topic, partition, start)[: max_messages - len(messages)]
                 messages.extend(batch)
@@ -283,6 +283,7 @@ class MemKafka:
             if event.kind == "assign":
                 for p in event.partitions:
                     self.owned.append(p)
+                    self.paused.discard(p)  # as on Kafka: an assigned partition starts unpaused
                     self.positions_[p] = self.log.committed(self.group, self.topic, p) or 0
                 self._callbacks["assign"](list(event.partitions))
             else:
@@ -327,8 +328,8 @@ class MemKafka:
 
     # --- streams.ports.DispatcherKafka --------------------------------------------
 
-    def pause(self, paused: bool) -> None:
-        self.paused = paused
+    def pause(self, partitions: Sequence[int]) -> None:
+        self.paused = set(partitions)
 
     def last_poll_monotonic(self) -> float:
         return float(self.polls)

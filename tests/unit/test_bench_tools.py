@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from bench.partitions import by_partition, murmur2, partition_of
 from bench.procstat import Seen, TreeSampler, cpu_delta, parse_stat, role_of, ticks_by_role
 from bench.workloads import Delivery, Workload, outcome
 
@@ -71,3 +72,20 @@ def test_outcome_takes_the_first_delivery_and_counts_the_rest_as_doubled() -> No
     assert (result["delivered"], result["missing"], result["doubled"]) == (2, 1, 1)
     assert result["lateness_ms"]["max"] == 200
     assert result["drain_s"] == 0.2
+
+
+def test_murmur2_matches_the_java_clients_known_values() -> None:
+    # org.apache.kafka.common.utils.UtilsTest's cases (signed 32-bit there).
+    cases = {b"21": -973932308, b"foobar": -790332482, b"abc": 479470107}
+    cases[b"a-little-bit-longer-string"] = -1486304829
+    for data, signed in cases.items():
+        assert murmur2(data) == signed & 0xFFFFFFFF
+
+
+def test_callbacks_split_by_partition_give_each_its_median_and_last_arrival() -> None:
+    ids = [f"t{n}" for n in range(40)]
+    firings = [(i, 1_000, 1_000 + 10 * partition_of(i, 3)) for i in ids]
+    split = by_partition(firings, 3)
+    assert {p: v["p50_ms"] for p, v in split.items()} == {"0": 0.0, "1": 10.0, "2": 20.0}
+    assert sum(v["count"] for v in split.values()) == len(ids)
+    assert split["2"]["last_s"] == 0.02

@@ -30,6 +30,7 @@ NOT_DEFAULTS: dict[str, Any] = {
     "dispatch_per_host_rate": 50,
     "cassandra_keyspace": "kw_test",
     "history_ttl_s": 86_400,
+    "dev_dispatchers": 3,
     "metrics_host": "0.0.0.0",
     "metrics_port": 0,
     "slot": "processor-1",

@@ -7,6 +7,7 @@ leaves the machine.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import Iterator
 
@@ -21,7 +22,7 @@ from streams.core.netguard import Allowlist
 from streams.core.signing import verify_signature
 from streams.dispatching.guard import TargetRefused, guarded_session
 from streams.dispatching.limits import HostLimits
-from streams.dispatching.targets import GuardedHttp, TargetRunner
+from streams.dispatching.targets import MAX_REMEMBERED_HOSTS, GuardedHttp, TargetRunner
 from streams.kafka.broker import free_loopback_port
 from tests.support.harness import CallbackSink
 
@@ -205,3 +206,38 @@ async def test_an_unreachable_target_is_a_failed_attempt() -> None:
     assert attempt.outcome is Outcome.FAILED
     assert attempt.http_status is None
     assert attempt.error
+
+
+async def test_a_call_waiting_for_its_hosts_slot_is_stamped_when_it_goes_out(
+    sink: CallbackSink,
+) -> None:
+    clock = FakeClock()
+    allow = Allowlist.parse(("127.0.0.0/8",))
+    limits = HostLimits(1, 0, clock)
+    async with guarded_session(allow, 8) as session:
+        http = GuardedHttp(session, allow, limits)
+        runner = TargetRunner(http, producer=None, clock=clock, signing_secret=None)  # type: ignore[arg-type]
+        fetched_ms = clock.now_ms()
+        async with limits.slot(f"127.0.0.1:{sink.port}"):  # the host is busy
+            call = asyncio.create_task(runner.run(due_for(sink.url)))
+            for _ in range(20):
+                await asyncio.sleep(0)
+            assert not call.done()
+            clock.advance(5_000)
+        attempt = await call
+    assert attempt.outcome is Outcome.SUCCEEDED
+    assert attempt.started_at_ms == fetched_ms + 5_000, "the wait for the slot counted as the call"
+    assert attempt.finished_at_ms - attempt.started_at_ms == 0
+
+
+async def test_a_remembered_verdict_still_refuses_and_stays_bounded(sink: CallbackSink) -> None:
+    async with guarded_session(Allowlist(), 8) as session:
+        http = GuardedHttp(session, Allowlist(), HostLimits(4, 0, FakeClock()))
+        for _ in range(2):  # the second verdict comes from the session's memory
+            with pytest.raises(TargetRefused, match="loopback"):
+                await http.call("POST", f"http://127.0.0.1:{sink.port}/hook", b"", {}, 1_000)
+        for n in range(MAX_REMEMBERED_HOSTS + 5):
+            with pytest.raises(TargetRefused):
+                await http.call("POST", f"http://127.1.{n // 250}.{n % 250}:9/", b"", {}, 1_000)
+        assert len(http._literal_verdicts) <= MAX_REMEMBERED_HOSTS
+    assert sink.received() == []
