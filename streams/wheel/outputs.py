@@ -65,7 +65,7 @@ def changelog_output(
 
 
 def due_output(partition: int, key: bytes, due: DueTask) -> Output:
-    lateness_ms = due.emitted_at_ms - due.scheduled_at_ms
+    lateness_ms = due.emitted_at_ms - due.due_at_ms  # from the jittered instant
     _firing_counter(due.reason.value).inc()
     metrics.FIRING_LATENESS.observe(max(lateness_ms, 0) / 1000)
     log.debug(

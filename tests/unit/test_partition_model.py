@@ -23,6 +23,10 @@ none late, none missing, none doubled, and after a restore the misfire rule),
 given up exactly the retries the model gives up (as a final FAILED result),
 and hold exactly the model's task states.
 
+Tasks may have jitter (``schedule.jitter_ms``): a run must then fire no
+earlier than its nominal time plus the offset the model derives for it on its
+own (:func:`~streams.core.jitter.jitter_offset_ms`), and say that offset.
+
 The horizon is small (3 s) so that tasks cross it all the time.
 ``KRONWHEEL_MODEL_LONG=1`` runs many more and longer examples.
 
@@ -58,6 +62,7 @@ from streams.core.events import (
     TaskStatus,
 )
 from streams.core.ids import fire_id
+from streams.core.jitter import jitter_offset_ms
 from streams.core.lifecycle import Outcome, apply_command, fire, next_due_ms
 from streams.core.model import (
     AtSchedule,
@@ -97,6 +102,7 @@ class ReferenceScheduler:
     def __init__(self, now_ms: int, grace_ms: int) -> None:
         self.grace_ms = grace_ms
         self.tasks: dict[str, TaskState] = {}
+        self.jitter_of: dict[str, int] = {}  # fire id -> its task's jitter_ms when it fired
         self.timers: list[tuple[int, str]] = []  # sorted (due_ms, task_id)
         self.now_ms = now_ms  # the processor's time: never goes back
         self.ticked_ms = now_ms  # where the last step's clock ended
@@ -133,6 +139,8 @@ class ReferenceScheduler:
 
     def _fire(self, task_id: str) -> list[DueTask]:
         transition = fire(self.tasks[task_id], self.now_ms, self.grace_ms)
+        for due in transition.firings:
+            self.jitter_of[due.fire_id] = self.tasks[task_id].spec.jitter_ms
         if not transition.writes:
             raise ModelError(f"{task_id}'s timer is due and firing it changes nothing")
         self._set(task_id, transition.writes[-1])
@@ -211,6 +219,8 @@ near_offsets = st.one_of(
     st.sampled_from([0, 1, HORIZON_MS - 1, HORIZON_MS, HORIZON_MS + 1]),
 )
 periods = st.sampled_from([1_000, 2_999, 3_000, 3_001, 4_500, 60_000])
+# Below every period above (validation wants jitter shorter than the period).
+jitters = st.sampled_from([0, 0, 0, 1, 500, 999])
 schedule_shapes = st.one_of(
     st.tuples(st.just("at"), near_offsets),
     # Runs 1..4: an interval that ends at its start never fires, which validation refuses.
@@ -274,7 +284,10 @@ class PartitionAgainstModel(RuleBasedStateMachine):
         )
         for due in real:
             if due.reason in (FireReason.SCHEDULE, FireReason.MISFIRE):
-                assert due.emitted_at_ms >= due.scheduled_at_ms, f"{due.fire_id} fired early"
+                jitter = self.model.jitter_of[due.fire_id]
+                offset = jitter_offset_ms(due.task_id, due.scheduled_at_ms, jitter)
+                assert due.jitter_ms == offset, f"{due.fire_id} says jitter {due.jitter_ms}"
+                assert due.emitted_at_ms >= due.scheduled_at_ms + offset, f"{due.fire_id} early"
         assert Counter(given_up_of(outputs)) == Counter(given_up)
         self.changelog += [(o.key or b"", o.value, o.headers) for o in outputs if o.topic == STATE]
         if store_too:
@@ -298,6 +311,7 @@ class PartitionAgainstModel(RuleBasedStateMachine):
                 target=HttpTarget("https://example.com/hook", timeout_ms=1_000),
                 retry=data.draw(retry_policies),
                 misfire=data.draw(misfires),
+                jitter_ms=data.draw(jitters),
             )
         if kind is CommandKind.RETRY:
             earlier_run = data.draw(st.booleans())
