@@ -254,3 +254,28 @@ def test_the_jitter_of_a_spec_travels_with_commands_states_and_firings() -> None
     assert decode_state(encode_state(state)) == state
     due = DueTask("t1:5:1", "t1", "acme", "", 5, 1, 9, HttpTarget("https://e.com/h"), RetryPolicy())
     assert decode_due(encode_due(replace(due, jitter_ms=44))).jitter_ms == 44
+
+
+def test_decoding_cron_states_checks_each_expression_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """croniter's validity check costs ~70 us: a partition's decodes share one per expression."""
+    import croniter
+
+    import streams.core.cron as cron
+
+    checks: list[str] = []
+    real = croniter.croniter.is_valid
+
+    def counted(expression: str, *args: Any, **kwargs: Any) -> bool:
+        checks.append(expression)
+        return bool(real(expression, *args, **kwargs))
+
+    monkeypatch.setattr(croniter.croniter, "is_valid", counted)
+    cron.validate_cron.cache_clear()
+    spec = TaskSpec(CronSchedule("7 */3 * * *", "Asia/Tokyo"), HttpTarget("https://e.com/h"))
+    data = encode_state(TaskState("t1", "acme", spec, TaskStatus.SCHEDULED, 5, None, 0, 1, 2))
+    for _ in range(3):
+        assert decode_state(data).spec == spec
+    assert checks == ["7 */3 * * *"]
+    for _ in range(2):  # an invalid one stays invalid, cached or not
+        with pytest.raises(MalformedEvent):
+            decode_state(data.replace(b"7 */3 * * *", b"7 */3 * * X"))
