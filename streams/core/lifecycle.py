@@ -135,7 +135,12 @@ def total_backoff_ms(first_ms: int, cap_ms: int, retries: int) -> int:
 
 def run_due_ms(state: TaskState, nominal_ms: int) -> int:
     """When the scheduled run at ``nominal_ms`` is due: plus its jitter offset."""
-    return nominal_ms + jitter_offset_ms(state.task_id, nominal_ms, state.spec.jitter_ms)
+    jitter_ms = state.spec.jitter_ms
+    return (
+        nominal_ms + jitter_offset_ms(state.task_id, nominal_ms, jitter_ms)
+        if jitter_ms
+        else nominal_ms
+    )
 
 
 def next_due_ms(state: TaskState) -> int | None:
@@ -332,7 +337,7 @@ def _fire_schedule(
         return nominal is not None and run_due_ms(state, nominal) <= now_ms
 
     # On time, or late within the grace: every run is fired (a short stall).
-    while run is not None and is_due(run) and now_ms - run_due_ms(state, run) <= grace_ms:
+    while run is not None and 0 <= now_ms - run_due_ms(state, run) <= grace_ms:
         firings.append(_due(state, run, 1, now_ms, FireReason.SCHEDULE))
         fired.append(run)
         run = next_fire_ms(schedule, run)
