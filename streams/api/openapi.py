@@ -219,13 +219,15 @@ PATHS: dict[str, Any] = {
     ),
     "/v1/tasks/{task_id}/upcoming": _get(
         "taskUpcoming",
-        "The next n fire times",
+        "The next n fire times: nominal (fire_times) and after jitter (due_times)",
         {
             "type": "object",
-            "required": ["task_id", "fire_times"],
+            "required": ["task_id", "jitter_ms", "fire_times", "due_times"],
             "properties": {
                 "task_id": STRING,
+                "jitter_ms": {"type": "integer", "minimum": 0},
                 "fire_times": {"type": "array", "items": INSTANT},
+                "due_times": {"type": "array", "items": INSTANT},
             },
         },
         [{"name": "n", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}}],

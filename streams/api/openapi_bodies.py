@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.core.jitter import MAX_JITTER_MS
 from streams.core.model import Misfire, Outcome
 from streams.core.projection import SHOWN_STATUSES
 
 STRING = {"type": "string"}
 INSTANT = {"type": "string", "format": "date-time"}
+# Each run fires this much after its nominal time at most (a deterministic offset);
+# shorter than the schedule's period.
+JITTER = {"type": "integer", "minimum": 0, "maximum": MAX_JITTER_MS}
 
 
 def ref(name: str) -> dict[str, str]:
@@ -43,13 +47,13 @@ SCHEMAS: dict[str, Any] = {
                 "type": "object",
                 "required": ["at"],
                 "additionalProperties": False,
-                "properties": {"at": INSTANT},
+                "properties": {"at": INSTANT, "jitter_ms": JITTER},
             },
             {
                 "type": "object",
                 "required": ["cron"],
                 "additionalProperties": False,
-                "properties": {"cron": STRING, "timezone": STRING},
+                "properties": {"cron": STRING, "timezone": STRING, "jitter_ms": JITTER},
             },
             {
                 "type": "object",
@@ -59,6 +63,7 @@ SCHEMAS: dict[str, Any] = {
                     "every_ms": {"type": "integer", "minimum": 1000},
                     "start": nullable(INSTANT),
                     "end": nullable(INSTANT),
+                    "jitter_ms": JITTER,
                 },
             },
         ]

@@ -17,7 +17,8 @@ from streams.api.keys import CLOCK, HISTORY, LIMITS
 from streams.api.params import decode_cursor, encode_cursor, path_task_id, query_bool, query_int
 from streams.api.views import audit_view, execution_view, task_view
 from streams.core.errors import ValidationError
-from streams.core.model import parse_schedule
+from streams.core.jitter import jittered_ms
+from streams.core.model import parse_jitter, parse_schedule
 from streams.core.projection import SHOWN_STATUSES, ShownStatus
 from streams.core.timefmt import format_rfc3339_ms
 from streams.core.upcoming import upcoming_fire_ms
@@ -100,14 +101,23 @@ async def upcoming(request: web.Request) -> web.Response:
     record = await _task(request)
     n = query_int(request, "n", 5, 1, MAX_UPCOMING)
     times: list[int] = []
+    jitter_ms = parse_jitter(record.spec["schedule"])
     if record.status in (ShownStatus.SCHEDULED, ShownStatus.PAUSED):
         now_ms = request.app[CLOCK].now_ms()
         limits = replace(request.app[LIMITS], past_grace_ms=NO_PAST_LIMIT)
         schedule = parse_schedule(record.spec["schedule"], now_ms, limits)
         first = record.next_fire_ms if record.status == ShownStatus.SCHEDULED else None
         times = upcoming_fire_ms(schedule, now_ms, n, first)
+    # fire_times are the nominal runs (what each callback names); due_times when
+    # each will fire, after its schedule.jitter_ms offset (the same without jitter).
+    due = [jittered_ms(record.task_id, t, jitter_ms) for t in times]
     return json_response(
-        {"task_id": record.task_id, "fire_times": [format_rfc3339_ms(t) for t in times]}
+        {
+            "task_id": record.task_id,
+            "jitter_ms": jitter_ms,
+            "fire_times": [format_rfc3339_ms(t) for t in times],
+            "due_times": [format_rfc3339_ms(t) for t in due],
+        }
     )
 
 

@@ -86,7 +86,7 @@ def result_of(due: DueTask, attempt: Attempt, dispatcher: str) -> ExecutionResul
         final=is_final(due, attempt.outcome),
         started_at_ms=attempt.started_at_ms,
         finished_at_ms=attempt.finished_at_ms,
-        lateness_ms=attempt.started_at_ms - due.scheduled_at_ms,
+        lateness_ms=attempt.started_at_ms - due.due_at_ms,  # from the jittered instant
         http_status=attempt.http_status,
         error=attempt.error,
         dispatcher=dispatcher,

@@ -31,8 +31,13 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 
 
+@lru_cache(maxsize=4096)
 def validate_cron(expression: str) -> str | None:
-    """Return None when the expression is valid, else what is wrong with it."""
+    """Return None when the expression is valid, else what is wrong with it.
+
+    Cached: croniter's check costs about 70 us, and every decode of a cron
+    task's state runs it (streams.kafka.records), while a partition holds
+    few distinct expressions."""
     fields = expression.split()
     if len(fields) not in (5, 6):
         return f"must have 5 fields (or 6 with seconds first), not {len(fields)}"

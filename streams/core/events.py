@@ -81,6 +81,13 @@ class DueTask:
     retry: RetryPolicy
     notify: NotifyPolicy | None = None
     reason: FireReason = FireReason.SCHEDULE
+    # The run was due this long after its nominal scheduled_at_ms (schedule.jitter_ms).
+    jitter_ms: int = 0
+
+    @property
+    def due_at_ms(self) -> int:
+        """When the run was due: lateness is measured from here."""
+        return self.scheduled_at_ms + self.jitter_ms
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,16 @@ def tenant_task_id(tenant: str) -> str:
     return f"{tenant}.{uuid.uuid4().hex}"
 
 
+def fresh_task_ids(tenant: str) -> tuple[str, str]:
+    """A new task's id (:func:`tenant_task_id`, or bare without a tenant) and its
+    CREATE's command id, from one random draw. The command id is unique because
+    the task id is: ``create-`` + the same 128 random bits (other command ids are
+    bare hex, or a dedupe create's ``create-`` + a digest: equal only by chance,
+    at 2**-128)."""
+    random_hex = uuid.uuid4().hex
+    return (f"{tenant}.{random_hex}" if tenant else random_hex), f"create-{random_hex}"
+
+
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 

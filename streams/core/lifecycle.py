@@ -37,6 +37,10 @@ Rules worth knowing (also in docs/processor.md):
   skips the rest, ``fire_all`` fires every missed run up to
   :data:`FIRE_ALL_CAP`, ``skip`` fires none. Either way the schedule resumes
   at the first run after now.
+* Jitter (``schedule.jitter_ms``): each scheduled run is due at its nominal
+  time plus its offset (:mod:`streams.core.jitter`); the timer, the misfire
+  grace and lateness go by that instant, while ``next_fire_ms``,
+  ``scheduled_at_ms`` and the fire id keep the nominal time.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ from streams.core.events import (
     TaskStatus,
 )
 from streams.core.ids import fire_id
+from streams.core.jitter import jitter_offset_ms
 from streams.core.model import HttpTarget, Misfire, TaskSpec
 from streams.core.schedule import first_fire_ms, next_fire_ms
 
@@ -128,11 +133,21 @@ def total_backoff_ms(first_ms: int, cap_ms: int, retries: int) -> int:
     return first_ms * ((1 << uncapped) - 1) + (retries - uncapped) * cap_ms
 
 
+def run_due_ms(state: TaskState, nominal_ms: int) -> int:
+    """When the scheduled run at ``nominal_ms`` is due: plus its jitter offset."""
+    jitter_ms = state.spec.jitter_ms
+    return (
+        nominal_ms + jitter_offset_ms(state.task_id, nominal_ms, jitter_ms)
+        if jitter_ms
+        else nominal_ms
+    )
+
+
 def next_due_ms(state: TaskState) -> int | None:
-    """The task's one timer: its earliest scheduled run, retry or expiry."""
+    """The task's one timer: its earliest scheduled run (jittered), retry or expiry."""
     candidates = [retry.run_at_ms for retry in state.pending_retries]
     if state.status is TaskStatus.SCHEDULED and state.next_fire_ms is not None:
-        candidates.append(state.next_fire_ms)
+        candidates.append(run_due_ms(state, state.next_fire_ms))
     elif (
         state.status is TaskStatus.COMPLETED
         and state.last_fire_ms is not None
@@ -300,7 +315,7 @@ def fire(
         waiting = tuple(r for r in state.pending_retries if r.run_at_ms > now_ms)
         updated = replace(state, pending_retries=waiting, updated_at_ms=now_ms)
     if state.status is TaskStatus.SCHEDULED and state.next_fire_ms is not None:
-        if state.next_fire_ms <= now_ms:
+        if run_due_ms(state, state.next_fire_ms) <= now_ms:
             updated = _fire_schedule(updated, now_ms, misfire_grace_ms, firings)
     elif state.status is TaskStatus.COMPLETED and not updated.pending_retries:
         expiry = next_due_ms(updated)
@@ -317,25 +332,34 @@ def _fire_schedule(
     schedule = state.spec.schedule
     run = state.next_fire_ms
     fired: list[int] = []
+
+    def is_due(nominal: int | None) -> bool:
+        return nominal is not None and run_due_ms(state, nominal) <= now_ms
+
     # On time, or late within the grace: every run is fired (a short stall).
-    while run is not None and run <= now_ms and now_ms - run <= grace_ms:
+    while run is not None and 0 <= now_ms - run_due_ms(state, run) <= grace_ms:
         firings.append(_due(state, run, 1, now_ms, FireReason.SCHEDULE))
         fired.append(run)
         run = next_fire_ms(schedule, run)
-    if run is not None and run <= now_ms:  # the rest missed the grace: a misfire
+    if run is not None and is_due(run):  # the rest missed the grace: a misfire
         policy = state.spec.misfire
         missed: list[int] = []
         if policy is Misfire.FIRE_ONCE:
             missed = [run]
         elif policy is Misfire.FIRE_ALL:
             cursor: int | None = run
-            while cursor is not None and cursor <= now_ms and len(missed) < FIRE_ALL_CAP:
+            while cursor is not None and is_due(cursor) and len(missed) < FIRE_ALL_CAP:
                 missed.append(cursor)
                 cursor = next_fire_ms(schedule, cursor)
         for scheduled in missed:
             firings.append(_due(state, scheduled, 1, now_ms, FireReason.MISFIRE))
         fired.extend(missed)
-        run = next_fire_ms(schedule, run, after_ms=now_ms)
+        # The schedule resumes at the first run not yet due. With jitter, a run
+        # nominally before now may still be ahead (jitter < period: at most one).
+        run = next_fire_ms(schedule, run, after_ms=now_ms - state.spec.jitter_ms)
+        while is_due(run):
+            assert run is not None
+            run = next_fire_ms(schedule, run)
     return replace(
         state,
         status=TaskStatus.COMPLETED if run is None else state.status,
@@ -362,4 +386,8 @@ def _due(
         retry=spec.retry,
         notify=spec.notify,
         reason=reason,
+        # A trigger is "scheduled" at its command's instant: no jitter.
+        jitter_ms=0
+        if reason is FireReason.TRIGGER
+        else jitter_offset_ms(state.task_id, scheduled_ms, spec.jitter_ms),
     )

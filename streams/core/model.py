@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from streams.core.cron import validate_cron, validate_timezone
 from streams.core.errors import ValidationError
+from streams.core.jitter import MAX_JITTER_MS
 from streams.core.timefmt import parse_rfc3339_ms
 
 
@@ -94,6 +95,9 @@ class TaskSpec:
     misfire: Misfire = Misfire.FIRE_ONCE
     notify: NotifyPolicy | None = None
     dedupe_key: str | None = None
+    # schedule.jitter_ms in JSON: each run fires up to this much after its nominal
+    # time, by a deterministic offset (streams.core.jitter).
+    jitter_ms: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +139,7 @@ def parse_task_spec(body: Any, now_ms: int, limits: Limits = Limits()) -> TaskSp
         raise ValidationError("misfire", f"must be one of {allowed}") from None
     return TaskSpec(
         schedule=parse_schedule(obj["schedule"], now_ms, limits),
+        jitter_ms=parse_jitter(obj["schedule"]),
         target=parse_target(obj["target"], limits),
         name=name,
         retry=_parse_retry(obj.get("retry"), limits),
@@ -153,7 +158,7 @@ def parse_schedule(value: Any, now_ms: int, limits: Limits) -> Schedule:
         )
     kind = kinds[0]
     if kind == "at":
-        _refuse_unknown(obj, {"at"}, "schedule.")
+        _refuse_unknown(obj, {"at", "jitter_ms"}, "schedule.")
         at_ms = _instant(obj["at"], "schedule.at")
         if at_ms < now_ms - limits.past_grace_ms:
             raise ValidationError(
@@ -163,7 +168,7 @@ def parse_schedule(value: Any, now_ms: int, limits: Limits) -> Schedule:
             )
         return AtSchedule(at_ms)
     if kind == "cron":
-        _refuse_unknown(obj, {"cron", "timezone"}, "schedule.")
+        _refuse_unknown(obj, {"cron", "timezone", "jitter_ms"}, "schedule.")
         expression = _required_str(obj, "cron", "schedule.cron", 200)
         timezone = _optional_str(obj, "timezone", "schedule.timezone", 64) or "UTC"
         problem = validate_cron(expression)
@@ -174,13 +179,20 @@ def parse_schedule(value: Any, now_ms: int, limits: Limits) -> Schedule:
                 "schedule.timezone", f"unknown time zone {timezone!r}", "unknown_timezone"
             )
         return CronSchedule(expression, timezone)
-    _refuse_unknown(obj, {"every_ms", "start", "end"}, "schedule.")
+    _refuse_unknown(obj, {"every_ms", "start", "end", "jitter_ms"}, "schedule.")
     every_ms = _int(obj["every_ms"], "schedule.every_ms", limits.min_interval_ms, 366 * 86_400_000)
     start_ms = _instant(obj["start"], "schedule.start") if obj.get("start") is not None else None
     end_ms = _instant(obj["end"], "schedule.end") if obj.get("end") is not None else None
     if end_ms is not None and end_ms <= (start_ms if start_ms is not None else now_ms):
         raise ValidationError("schedule.end", "must be after the start (or now)", "invalid_range")
     return IntervalSchedule(every_ms, start_ms, end_ms)
+
+
+def parse_jitter(value: Any) -> int:
+    """``schedule.jitter_ms`` (0 when absent); its bounds depend on the schedule and
+    are checked by streams.core.validation.validate_spec."""
+    jitter = _object(value, "schedule").get("jitter_ms")
+    return 0 if jitter is None else _int(jitter, "schedule.jitter_ms", 0, MAX_JITTER_MS)
 
 
 def parse_target(value: Any, limits: Limits) -> Target:

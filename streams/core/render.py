@@ -51,7 +51,8 @@ def target_to_json(target: Target) -> dict[str, Any]:
 def spec_to_json(spec: TaskSpec) -> dict[str, Any]:
     out: dict[str, Any] = {
         "name": spec.name,
-        "schedule": schedule_to_json(spec.schedule),
+        "schedule": schedule_to_json(spec.schedule)
+        | ({"jitter_ms": spec.jitter_ms} if spec.jitter_ms else {}),
         "target": target_to_json(spec.target),
         "retry": {
             "max_attempts": spec.retry.max_attempts,

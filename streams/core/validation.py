@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import pairwise
 
 from streams.core.cron import next_cron_ms, validate_cron, validate_timezone
 from streams.core.errors import ValidationError
 from streams.core.events import CommandKind, DueTask, TaskCommand
 from streams.core.ids import is_valid_task_id, is_valid_tenant
+from streams.core.jitter import MAX_JITTER_MS
 from streams.core.model import (
     HTTP_METHODS,
     AtSchedule,
@@ -69,6 +72,10 @@ MIN_BACKOFF_MS = 10
 MAX_DEDUPE_KEY_CHARS = 200
 MAX_KAFKA_KEY_CHARS = 1_024
 MAX_ID_CHARS = 200
+# Runs of a cron looked at for its shortest gap. Jitter is at most an hour, and a
+# gap under an hour nearly always shows within a few runs; a rarer one that does
+# not only lets two runs come close, it breaks nothing.
+PERIOD_SAMPLE = 8
 DEFAULT_LIMITS = Limits()
 
 
@@ -95,6 +102,8 @@ def validate_spec(spec: TaskSpec, now_ms: int, rules: Rules = DEFAULT_RULES) -> 
             "dedupe_key", f"is longer than {MAX_DEDUPE_KEY_CHARS} characters", "too_long"
         )
     validate_schedule(spec.schedule, now_ms, limits)
+    if spec.jitter_ms:
+        check_jitter(spec.schedule, spec.jitter_ms, now_ms)
     if isinstance(spec.target, HttpTarget):
         _http_target(spec.target, limits)
     else:
@@ -142,6 +151,37 @@ def _cron(expression: str, timezone: str, now_ms: int) -> None:
         )
 
 
+def check_jitter(schedule: Schedule, jitter_ms: int, now_ms: int) -> None:
+    """At most MAX_JITTER_MS, and shorter than the schedule's period: a run then
+    never falls due after the next one, and the runs keep their order."""
+    check_range(jitter_ms, "schedule.jitter_ms", 0, MAX_JITTER_MS)
+    period = shortest_period_ms(schedule, now_ms)
+    if period is not None and jitter_ms >= period:
+        raise ValidationError(
+            "schedule.jitter_ms",
+            f"must be shorter than the schedule's period ({period} ms)",
+            "out_of_range",
+        )
+
+
+def shortest_period_ms(schedule: Schedule, now_ms: int) -> int | None:
+    """The interval, or the shortest gap between a cron's next PERIOD_SAMPLE runs
+    (None: a one-time task, or a cron that runs fewer times)."""
+    match schedule:
+        case IntervalSchedule(every_ms=every_ms):
+            return every_ms
+        case CronSchedule(expression=expression, timezone=timezone):
+            runs: list[int] = []
+            following = next_cron_ms(expression, timezone, now_ms)
+            while following is not None and len(runs) < PERIOD_SAMPLE:
+                runs.append(following)
+                following = next_cron_ms(expression, timezone, following)
+            gaps = [later - earlier for earlier, later in pairwise(runs)]
+            return min(gaps) if gaps else None
+        case _:
+            return None
+
+
 def check_instant(value: int, field: str) -> None:
     """Instants are 1970-01-01 to 9999-12-31 UTC: every one formats as RFC 3339."""
     if not MIN_INSTANT_MS <= value <= MAX_INSTANT_MS:
@@ -157,8 +197,12 @@ def check_range(value: int, field: str, low: int, high: int) -> None:
         raise ValidationError(field, f"must be between {low} and {high}", "out_of_range")
 
 
+@lru_cache(maxsize=4096)
 def check_url(url: str, field: str, limits: Limits) -> str:
-    """A strict http(s) URL: one host to every parser; returns its canonical host."""
+    """A strict http(s) URL: one host to every parser; returns its canonical host.
+
+    Cached (a pure function): every command and every firing checks its URLs,
+    most tasks share a few, and the check costs about 15 us."""
     if len(url) > limits.max_url_chars:
         raise ValidationError(
             field, f"is longer than {limits.max_url_chars} characters", "too_long"

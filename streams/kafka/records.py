@@ -57,11 +57,8 @@ def schedule_to_avro(schedule: Schedule) -> tuple[str, dict[str, Any]]:
         case CronSchedule(expression=expression, timezone=timezone):
             return NS + "CronSchedule", {"expression": expression, "timezone": timezone}
         case IntervalSchedule(every_ms=every_ms, start_ms=start_ms, end_ms=end_ms):
-            return NS + "IntervalSchedule", {
-                "every_ms": every_ms,
-                "start_ms": start_ms,
-                "end_ms": end_ms,
-            }
+            interval = {"every_ms": every_ms, "start_ms": start_ms, "end_ms": end_ms}
+            return NS + "IntervalSchedule", interval
 
 
 def schedule_from_avro(value: tuple[str, dict[str, Any]]) -> Schedule:
@@ -147,7 +144,8 @@ def spec_to_avro(spec: TaskSpec) -> dict[str, Any]:
     }
 
 
-def spec_from_avro(record: dict[str, Any]) -> TaskSpec:
+def spec_from_avro(record: dict[str, Any], jitter_ms: int = 0) -> TaskSpec:
+    # jitter_ms is a field of the top-level record, after the spec (streams.kafka.codec)
     return TaskSpec(
         schedule=schedule_from_avro(record["schedule"]),
         target=target_from_avro(record["target"]),
@@ -156,6 +154,7 @@ def spec_from_avro(record: dict[str, Any]) -> TaskSpec:
         misfire=Misfire(record["misfire"].lower()),
         notify=notify_from_avro(record["notify"]),
         dedupe_key=record["dedupe_key"],
+        jitter_ms=jitter_ms,
     )
 
 
@@ -174,6 +173,7 @@ def encode_command(command: TaskCommand) -> bytes:
             "issuer": command.issuer,
             "spec": spec_to_avro(command.spec) if command.spec else None,
             "retry": None if retry is None else retry_request_to_avro(retry),
+            "jitter_ms": command.spec.jitter_ms if command.spec else 0,
         }
     )
 
@@ -215,7 +215,8 @@ def _decode_command(data: bytes) -> TaskCommand:
     if not is_valid_task_id(record["task_id"]):
         raise MalformedEvent(f"task_id {record['task_id']!r} is not a valid task id")
     kind = CommandKind(record["kind"])
-    spec = spec_from_avro(record["spec"]) if record["spec"] is not None else None
+    spec_record = record["spec"]
+    spec = None if spec_record is None else spec_from_avro(spec_record, record["jitter_ms"])
     if kind in (CommandKind.CREATE, CommandKind.UPDATE) and spec is None:
         raise MalformedEvent(f"a {kind.value} command needs a spec")
     retry = record["retry"]
@@ -248,6 +249,7 @@ def encode_state(state: TaskState) -> bytes:
             "last_command_id": state.last_command_id,
             "pending_retries": [retry_request_to_avro(r) for r in state.pending_retries],
             "recent_command_ids": list(state.recent_command_ids),
+            "jitter_ms": state.spec.jitter_ms,
         }
     )
 
@@ -257,7 +259,7 @@ def decode_state(data: bytes) -> TaskState:
     return TaskState(
         task_id=record["task_id"],
         tenant=record["tenant"],
-        spec=spec_from_avro(record["spec"]),
+        spec=spec_from_avro(record["spec"], record["jitter_ms"]),
         status=TaskStatus(record["status"]),
         next_fire_ms=record["next_fire_ms"],
         last_fire_ms=record["last_fire_ms"],
@@ -284,6 +286,7 @@ def encode_due(due: DueTask) -> bytes:
             "retry": retry_to_avro(due.retry),
             "notify": notify_to_avro(due.notify),
             "reason": due.reason.value,
+            "jitter_ms": due.jitter_ms,
         }
     )
 
@@ -314,6 +317,7 @@ def _decode_due(data: bytes) -> DueTask:
         retry=retry_from_avro(record["retry"]),
         notify=notify_from_avro(record["notify"]),
         reason=reason,
+        jitter_ms=record["jitter_ms"],
     )
 
 

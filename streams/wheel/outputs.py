@@ -36,6 +36,8 @@ log = logging.getLogger("streams.wheel.partition")
 DUE_HEADER = "kw-due-ms"
 
 
+_NO_HEADER = -1  # no epoch-ms timer is ever negative
+
 Headers = list[tuple[str, str | bytes | None]] | None
 # key, value (None: tombstone), headers
 ChangelogRecord = tuple[bytes, bytes | None, Headers]
@@ -53,19 +55,25 @@ class Output:
 
 
 def changelog_output(
-    partition: int, key: bytes, state: TaskState | None, encoded: bytes | None
+    partition: int,
+    key: bytes,
+    state: TaskState | None,
+    encoded: bytes | None,
+    due_ms: int | None = _NO_HEADER,
 ) -> Output:
-    """A task's state (None: a tombstone), with its timer in the header."""
+    """A task's state (None: a tombstone), with its timer in the header (``due_ms``
+    when the caller has worked it out already)."""
     if state is None:
         return Output(STATE, key, None, partition, [(DUE_HEADER, b"")])
-    due_ms = next_due_ms(state)
+    if due_ms == _NO_HEADER:
+        due_ms = next_due_ms(state)
     header = b"" if due_ms is None else str(due_ms).encode()
     value = encoded if encoded is not None else encode_state(state)
     return Output(STATE, key, value, partition, [(DUE_HEADER, header)])
 
 
 def due_output(partition: int, key: bytes, due: DueTask) -> Output:
-    lateness_ms = due.emitted_at_ms - due.scheduled_at_ms
+    lateness_ms = due.emitted_at_ms - due.due_at_ms  # from the jittered instant
     _firing_counter(due.reason.value).inc()
     metrics.FIRING_LATENESS.observe(max(lateness_ms, 0) / 1000)
     log.debug(
@@ -125,9 +133,6 @@ def dead_letter_output(message: KafkaMessage, reason: str, error_class: str, now
 @cache
 def _firing_counter(reason: str) -> Counter:
     return metrics.FIRINGS.labels(reason=reason)
-
-
-_NO_HEADER = -1  # no epoch-ms timer is ever negative
 
 
 def due_from_header(headers: Headers) -> int | None:

@@ -98,6 +98,9 @@ class PartitionWheel:
         # the index before the step; flushed by take_outputs().
         self._dirty: dict[str, list[TaskState | None]] = {}
         self._existed: dict[str, bool] = {}
+        # The timer of each dirty task's last state: worked out once per write,
+        # for the wheel, the index and the changelog header alike.
+        self._dirty_due: dict[str, int | None] = {}
 
     # --- restore ------------------------------------------------------------
 
@@ -225,9 +228,11 @@ class PartitionWheel:
                 outputs.append(self._changelog(key, None, None))
             else:
                 encoded = encode_state(final)
-                self.store.put(task_id, encoded, next_due_ms(final), existed)
-                outputs.append(self._changelog(key, final, encoded))
+                due_ms = self._dirty_due[task_id]
+                self.store.put(task_id, encoded, due_ms, existed)
+                outputs.append(changelog_output(self.partition, key, final, encoded, due_ms))
         self._dirty.clear()
+        self._dirty_due.clear()
         return outputs
 
     def next_wakeup_ms(self) -> int | None:
@@ -277,7 +282,7 @@ class PartitionWheel:
             final = writes[-1]
             if final is None:
                 continue
-            timer_ms = next_due_ms(final)
+            timer_ms = self._dirty_due[task_id]
             if timer_ms is not None and (since_ms is None or timer_ms >= since_ms):
                 self._set_timer(task_id, final, timer_ms)
 
@@ -325,7 +330,8 @@ class PartitionWheel:
                 self.wheel.cancel(task_id)
                 self._states.pop(task_id, None)
             else:
-                self._set_timer(task_id, final, next_due_ms(final))
+                due_ms = self._dirty_due[task_id] = next_due_ms(final)
+                self._set_timer(task_id, final, due_ms)
         key = task_id.encode()
         for due in transition.firings:
             self._outbox.append(self._due(key, due))

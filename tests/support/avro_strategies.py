@@ -108,6 +108,8 @@ def _hint(name: str, kind: str) -> st.SearchStrategy[Any] | None:
             return mostly(st.integers(1, 5), st.integers(-2, 25))
         if name == "timeout_ms":
             return mostly(st.integers(1, 60_000), st.sampled_from([0, -5, 60_001]))
+        if name == "jitter_ms":
+            return either([0, 0, 0, 1, 999, 30_000], [-1, 3_600_001, 2**62])
         if name == "end_ms":
             return mostly(st.integers(NOW_MS + 700_000, NOW_MS + 10**10), EDGE_MS)
         if name.endswith("_ms"):

@@ -13,9 +13,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from streams.core.events import CommandKind
+from streams.core.jitter import jitter_offset_ms
 from streams.core.lifecycle import fire
 from streams.core.model import Outcome
-from streams.core.timefmt import format_rfc3339_ms
+from streams.core.timefmt import format_rfc3339_ms, parse_rfc3339_ms
 from streams.ports import Projection
 from tests.apitools import ADMIN, ApiUnderTest, bearer, running
 
@@ -343,6 +344,27 @@ async def test_status_follows_results(client: Client, api: ApiUnderTest) -> None
     assert shown["next_fire_at"] is None
 
 
+async def test_upcoming_shows_nominal_and_jittered_times(client: Client, api: ApiUnderTest) -> None:
+    acme = api.token("acme")
+    schedule = {"cron": "0 * * * *", "jitter_ms": 600_000}
+    task = await create(client, api, acme, schedule=schedule)
+    assert task["schedule"]["jitter_ms"] == 600_000
+    api.project()
+    url = f"/v1/tasks/{task['id']}/upcoming?n=4"
+    upcoming = await (await client.get(url, headers=acme)).json()
+    assert upcoming["jitter_ms"] == 600_000
+    nominal = [parse_rfc3339_ms(t) for t in upcoming["fire_times"]]
+    due = [parse_rfc3339_ms(t) for t in upcoming["due_times"]]
+    assert [d - n for n, d in zip(nominal, due, strict=True)] == [
+        jitter_offset_ms(task["id"], n, 600_000) for n in nominal
+    ]
+    assert all(n % 3_600_000 == 0 for n in nominal)
+    too_much = {"cron": "*/5 * * * *", "jitter_ms": 300_000}
+    response = await client.post("/v1/tasks", json=body(api, schedule=too_much), headers=acme)
+    assert response.status == 400
+    assert (await response.json())["error"]["field"] == "schedule.jitter_ms"
+
+
 async def test_upcoming_and_preview_come_from_the_core(client: Client, api: ApiUnderTest) -> None:
     acme = api.token("acme")
     cron = {"cron": "0 9 * * MON-FRI", "timezone": "Europe/Berlin"}
@@ -350,6 +372,8 @@ async def test_upcoming_and_preview_come_from_the_core(client: Client, api: ApiU
     api.project()
     upcoming = await (await client.get(f"/v1/tasks/{task['id']}/upcoming?n=3", headers=acme)).json()
     assert len(upcoming["fire_times"]) == 3
+    assert upcoming["due_times"] == upcoming["fire_times"]  # no jitter
+    assert upcoming["jitter_ms"] == 0
     preview = await (
         await client.post("/v1/schedules:preview", json={"schedule": cron, "n": 3}, headers=acme)
     ).json()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,6 +18,7 @@ from streams.core.model import (
     Limits,
     Misfire,
     Outcome,
+    TaskSpec,
     parse_task_spec,
 )
 from streams.core.timefmt import parse_rfc3339_ms
@@ -193,3 +196,31 @@ def test_at_within_the_grace_is_accepted() -> None:
 def test_six_field_cron_has_seconds_first() -> None:
     spec = parse_task_spec(body(schedule={"cron": "*/10 * * * * *"}), NOW_MS)
     assert spec.schedule == CronSchedule("*/10 * * * * *", "UTC")
+
+
+def test_a_create_draws_its_task_id_and_command_id_from_one_random_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uuid
+
+    from streams import ingest
+    from streams.core import ids
+
+    draws: list[uuid.UUID] = []
+
+    def counted() -> uuid.UUID:
+        draws.append(uuid.UUID(bytes=os.urandom(16), version=4))
+        return draws[-1]
+
+    monkeypatch.setattr(uuid, "uuid4", counted)
+    spec = TaskSpec(AtSchedule(1_900_000_000_000), HttpTarget("https://example.com/h"))
+    commands = [ingest.create_command(spec, tenant="acme", issuer="t", now_ms=1) for _ in range(50)]
+    assert len(draws) == 50
+    assert len({c.task_id for c in commands}) == len({c.command_id for c in commands}) == 50
+    assert all(c.task_id.startswith("acme.") for c in commands)
+    assert all(c.command_id == f"create-{d.hex}" for c, d in zip(commands, draws, strict=True))
+    deduped = ingest.create_command(
+        replace(spec, dedupe_key="k"), tenant="acme", issuer="t", now_ms=1
+    )
+    assert deduped.task_id == ids.dedupe_task_id("acme", "k")
+    assert len(draws) == 50  # derived, not drawn

@@ -6,7 +6,12 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.core.events import CommandKind, DueTask, RetryRequest, TaskCommand
+import pytest
+
+import streams.wheel.outputs as outputs_module
+import streams.wheel.partition as partition_module
+from streams.core.events import CommandKind, DueTask, RetryRequest, TaskCommand, TaskState
+from streams.core.lifecycle import next_due_ms
 from streams.core.model import AtSchedule, HttpTarget, IntervalSchedule, Schedule, TaskSpec
 from streams.core.model import Outcome as RunOutcome
 from streams.kafka.records import decode_dead_letter, decode_due, decode_result, encode_command
@@ -263,3 +268,23 @@ def test_a_retry_after_its_task_ended_is_a_final_failure_and_a_dead_letter(
     )
     dead = decode_dead_letter(next(o.value for o in outputs if o.topic == DEAD) or b"")
     assert dead.error_class == "RetryAfterEnd"
+
+
+def test_a_write_works_out_its_timer_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wheel, the index row and the changelog header share one next_due_ms per write."""
+    calls: list[str] = []
+    real = next_due_ms
+
+    def counted(state: TaskState) -> int | None:
+        calls.append(state.task_id)
+        return real(state)
+
+    monkeypatch.setattr(partition_module, "next_due_ms", counted)
+    monkeypatch.setattr(outputs_module, "next_due_ms", counted)
+    wheel = new_wheel(tmp_path, "once")
+    assert wheel.start(T0) == []
+    outputs = handle(wheel, create("t1", IntervalSchedule(60_000, T0 + 5_000)), T0)
+    assert calls == ["t1"]
+    [record] = [o for o in outputs if o.topic == STATE]
+    assert record.headers == [("kw-due-ms", str(T0 + 5_000).encode())]
+    wheel.close()

@@ -23,6 +23,10 @@ none late, none missing, none doubled, and after a restore the misfire rule),
 given up exactly the retries the model gives up (as a final FAILED result),
 and hold exactly the model's task states.
 
+Tasks may have jitter (``schedule.jitter_ms``): a run must then fire no
+earlier than its nominal time plus the offset the model derives for it on its
+own (:func:`~streams.core.jitter.jitter_offset_ms`), and say that offset.
+
 The horizon is small (3 s) so that tasks cross it all the time.
 ``KRONWHEEL_MODEL_LONG=1`` runs many more and longer examples.
 
@@ -58,6 +62,7 @@ from streams.core.events import (
     TaskStatus,
 )
 from streams.core.ids import fire_id
+from streams.core.jitter import jitter_offset_ms
 from streams.core.lifecycle import Outcome, apply_command, fire, next_due_ms
 from streams.core.model import (
     AtSchedule,
@@ -83,8 +88,8 @@ LONG = os.environ.get("KRONWHEEL_MODEL_LONG") == "1"
 # Counted for the long mode's report.
 STATS: Counter[str] = Counter()
 
-# (fire id, reason, emitted at): what a firing must match.
-Firing = tuple[str, str, int]
+# What a firing must match.
+Firing = tuple[str, str, int, int]  # fire id, reason, emitted at, jitter offset
 
 
 class ModelError(AssertionError):
@@ -133,6 +138,13 @@ class ReferenceScheduler:
 
     def _fire(self, task_id: str) -> list[DueTask]:
         transition = fire(self.tasks[task_id], self.now_ms, self.grace_ms)
+        jitter = self.tasks[task_id].spec.jitter_ms
+        for due in transition.firings:
+            if due.reason in (FireReason.SCHEDULE, FireReason.MISFIRE):
+                # Worked out here on its own: the real firing must say the same (as_firings).
+                offset = jitter_offset_ms(task_id, due.scheduled_at_ms, jitter)
+                if due.jitter_ms != offset or due.emitted_at_ms < due.scheduled_at_ms + offset:
+                    raise ModelError(f"{due.fire_id}: jitter {due.jitter_ms}, not {offset}")
         if not transition.writes:
             raise ModelError(f"{task_id}'s timer is due and firing it changes nothing")
         self._set(task_id, transition.writes[-1])
@@ -190,7 +202,7 @@ def given_up_of(outputs: list[Output]) -> list[str]:
 
 
 def as_firings(dues: list[DueTask]) -> Counter[Firing]:
-    return Counter((d.fire_id, d.reason.value, d.emitted_at_ms) for d in dues)
+    return Counter((d.fire_id, d.reason.value, d.emitted_at_ms, d.jitter_ms) for d in dues)
 
 
 # --- what the commands are made of ---------------------------------------------------
@@ -211,6 +223,8 @@ near_offsets = st.one_of(
     st.sampled_from([0, 1, HORIZON_MS - 1, HORIZON_MS, HORIZON_MS + 1]),
 )
 periods = st.sampled_from([1_000, 2_999, 3_000, 3_001, 4_500, 60_000])
+# Below every period above (validation wants jitter shorter than the period).
+jitters = st.sampled_from([0, 0, 0, 1, 500, 999])
 schedule_shapes = st.one_of(
     st.tuples(st.just("at"), near_offsets),
     # Runs 1..4: an interval that ends at its start never fires, which validation refuses.
@@ -274,7 +288,7 @@ class PartitionAgainstModel(RuleBasedStateMachine):
         )
         for due in real:
             if due.reason in (FireReason.SCHEDULE, FireReason.MISFIRE):
-                assert due.emitted_at_ms >= due.scheduled_at_ms, f"{due.fire_id} fired early"
+                assert due.emitted_at_ms >= due.due_at_ms, f"{due.fire_id} fired early"
         assert Counter(given_up_of(outputs)) == Counter(given_up)
         self.changelog += [(o.key or b"", o.value, o.headers) for o in outputs if o.topic == STATE]
         if store_too:
@@ -298,6 +312,7 @@ class PartitionAgainstModel(RuleBasedStateMachine):
                 target=HttpTarget("https://example.com/hook", timeout_ms=1_000),
                 retry=data.draw(retry_policies),
                 misfire=data.draw(misfires),
+                jitter_ms=data.draw(jitters),
             )
         if kind is CommandKind.RETRY:
             earlier_run = data.draw(st.booleans())

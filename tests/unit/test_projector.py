@@ -3,12 +3,16 @@ a processor, a dispatcher or another service writes, passed as plain values."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from streams.config import Settings
 from streams.core.events import CommandKind, ExecutionResult, TaskCommand, TaskState, TaskStatus
-from streams.core.model import AtSchedule, HttpTarget, Outcome, TaskSpec
+from streams.core.model import AtSchedule, HttpTarget, IntervalSchedule, Outcome, TaskSpec
+from streams.core.render import spec_to_json
 from streams.kafka.records import (
     dead_letter_for,
     encode_command,
@@ -17,6 +21,7 @@ from streams.kafka.records import (
     encode_state,
 )
 from streams.ports import Projection
+from streams.views.readmodel import common
 from streams.views.readmodel.admit import apply_each
 from streams.views.readmodel.projector import Projector
 from streams.views.readmodel.sqlite import SqliteReadModel
@@ -140,4 +145,35 @@ def test_a_batch_the_store_refuses_is_applied_record_by_record(tmp_path: Path) -
     apply_each(store, "api-0", batch)
     assert store.get_task("acme", "t1") is not None
     assert store.offsets("api-0")[("p.tasks.state", 0)] == 2
+    store.close()
+
+
+def test_each_projected_state_and_command_is_rendered_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checking a record renders nothing: the store's rendering is the one per record."""
+    rendered: list[str] = []
+    real = spec_to_json
+
+    def counted(spec: TaskSpec) -> dict[str, Any]:
+        rendered.append(spec.name)
+        return real(spec)
+
+    monkeypatch.setattr(common, "spec_to_json", counted)
+    store = SqliteReadModel(tmp_path / "rm.sqlite3")
+    projector = Projector(SETTINGS, store)
+    state = TaskState("t1", "acme", SPEC, TaskStatus.SCHEDULED, 5_000, None, 0, 1, 1, "c1")
+    create = TaskCommand("c1", "t1", "acme", CommandKind.CREATE, 1, "svc", SPEC)
+    bad_start = replace(SPEC, schedule=IntervalSchedule(60_000, 2**62))
+    bad = replace(state, task_id="t9", spec=bad_start)
+    batch = projector._project(
+        [
+            Record("p.tasks.commands", b"t1", encode_command(create), 0),
+            Record("p.tasks.state", b"t1", encode_state(state), 0),
+            Record("p.tasks.state", b"t9", encode_state(bad), 1),  # refused: cannot render
+        ]
+    )
+    assert [task_id for task_id, _ in batch.states] == ["t1"]
+    store.apply(projector.name, batch)
+    assert rendered == ["n", "n"]  # the command's audit entry and the state's row
     store.close()

@@ -141,6 +141,16 @@ def test_strict_urls(url: str) -> None:
     assert caught.value.code == "invalid_url"
 
 
+@pytest.mark.parametrize("char", ["\u00a0", "\u2028", "\u3000", "\x1c", "\x7f", "\x00", "\t"])
+def test_any_whitespace_or_control_character_in_a_url_is_refused(char: str) -> None:
+    """Also once the same URL without it was accepted (the check is cached per URL)."""
+    assert check_url("http://example.com/ab", "target.http.url", Limits()) == "example.com"
+    for _ in range(2):
+        with pytest.raises(ValidationError) as caught:
+            check_url(f"http://example.com/a{char}b", "target.http.url", Limits())
+        assert caught.value.code == "invalid_url"
+
+
 def test_a_unicode_host_is_checked_as_its_ascii_form() -> None:
     assert (
         check_url("http://\uff11\uff12\uff17.\uff10.\uff10.\uff11/", "f", Limits()) == "127.0.0.1"

@@ -293,6 +293,13 @@ function scheduleKind() {
 }
 
 function formSchedule() {
+  const schedule = formScheduleKind();
+  const jitterMs = Math.round(Number($("f-jitter").value || 0) * 1000);
+  if (jitterMs) schedule.jitter_ms = jitterMs;  // validated by the API (below the period)
+  return schedule;
+}
+
+function formScheduleKind() {
   switch (scheduleKind()) {
     case "cron": return { cron: $("f-cron").value.trim(), timezone: $("f-timezone").value.trim() || "UTC" };
     case "at": {
@@ -362,6 +369,7 @@ function openForm(task) {
     document.querySelector(`input[name="kind"][value="${kind}"]`).checked = true;
     if (s.cron) { $("f-cron").value = s.cron; $("f-timezone").value = s.timezone || "UTC"; }
     if (s.every_ms) $("f-every").value = s.every_ms / 1000;
+    $("f-jitter").value = (s.jitter_ms || 0) / 1000;
     if (task.target.http) {
       $("f-url").value = task.target.http.url;
       $("f-method").value = task.target.http.method;
