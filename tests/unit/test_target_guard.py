@@ -1,13 +1,17 @@
 """The SSRF guard on real connections: refused address classes, the allowlist, pinning
 (a rebinding host name cannot slip through), no redirects, signed callbacks.
 
-Servers listen on 127.0.0.1 only; "DNS" is a scripted resolver, so no test
-leaves the machine.
+Servers listen on 127.0.0.1 only; "DNS" is a scripted resolver. Every address a
+live test hands the guard is a loopback one (refused because loopback is not on the
+allowlist, or because it is outside an allowlisted /32), so even a broken guard
+would send nothing off the machine; the other refused classes are checked on the
+decision function alone, which opens no connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 from collections.abc import Iterator
 
@@ -18,7 +22,7 @@ from streams.core.clock import FakeClock
 from streams.core.events import DueTask
 from streams.core.ids import fire_id
 from streams.core.model import HttpTarget, Outcome, RetryPolicy
-from streams.core.netguard import Allowlist
+from streams.core.netguard import Allowlist, check_target
 from streams.core.signing import verify_signature
 from streams.dispatching.guard import TargetRefused, guarded_session
 from streams.dispatching.limits import HostLimits
@@ -68,6 +72,7 @@ async def call(url: str, allowlist: Allowlist, dns: ScriptedDns | None = None) -
         return await http.call("POST", url, b"{}", {}, 5_000)
 
 
+# Checked on the decision function only (no connection is ever attempted).
 REFUSED_CLASSES = {
     "loopback": "127.0.0.1",
     "private-10": "10.1.2.3",
@@ -84,15 +89,29 @@ REFUSED_CLASSES = {
 }
 
 
+# Live: loopback in every spelling the resolver may return.
+LOOPBACK_ANSWERS = {
+    "loopback": "127.0.0.1",
+    "loopback-other": "127.3.2.1",
+    "ipv6-loopback": "::1",
+    "ipv4-mapped-loopback": "::ffff:127.0.0.1",
+}
+
+
 @pytest.mark.parametrize("address", REFUSED_CLASSES.values(), ids=REFUSED_CLASSES.keys())
-async def test_each_refused_class_is_refused_by_name(address: str, sink: CallbackSink) -> None:
+def test_each_refused_class_is_refused_by_the_decision(address: str) -> None:
+    assert check_target("hooks.example", [ipaddress.ip_address(address)], Allowlist()) is not None
+
+
+@pytest.mark.parametrize("address", LOOPBACK_ANSWERS.values(), ids=LOOPBACK_ANSWERS.keys())
+async def test_a_refused_answer_is_refused_by_name(address: str, sink: CallbackSink) -> None:
     dns = ScriptedDns({"hooks.example": [[address]]})
     with pytest.raises(TargetRefused, match="KRONWHEEL_TARGET_ALLOWLIST"):
         await call(f"http://hooks.example:{sink.port}/hook", Allowlist(), dns)
     assert sink.received() == []
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "10.0.0.1", "169.254.169.254", "[::1]", "[fd00::1]"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.8.8.8", "[::1]", "[::ffff:127.0.0.1]"])
 async def test_ip_literal_targets_are_refused_too(host: str, sink: CallbackSink) -> None:
     with pytest.raises(TargetRefused):
         await call(f"http://{host}:{sink.port}/hook", Allowlist())
@@ -111,10 +130,11 @@ async def test_a_rebinding_name_is_checked_and_connected_with_one_answer(
     sink: CallbackSink,
 ) -> None:
     # Allowed: 127.0.0.1 only. The name answers 127.0.0.1 first (passes the check,
-    # and the connection goes exactly there), then a refused address: a guard that
+    # and the connection goes exactly there), then 127.0.0.7, refused (outside the
+    # /32; loopback so that even a broken guard stays on this machine): a guard that
     # resolved again to connect would be steered to it; this one never resolves twice
     # for one connection, and refuses the second answer when it is asked again.
-    dns = ScriptedDns({"rebind.example": [["127.0.0.1"], ["10.0.0.7"], ["10.0.0.7"]]})
+    dns = ScriptedDns({"rebind.example": [["127.0.0.1"], ["127.0.0.7"], ["127.0.0.7"]]})
     allow = Allowlist.parse(("127.0.0.1/32",))
     url = f"http://rebind.example:{sink.port}/hook"
     async with guarded_session(allow, 8, dns) as session:
@@ -123,7 +143,7 @@ async def test_a_rebinding_name_is_checked_and_connected_with_one_answer(
         assert dns.lookups == ["rebind.example"]
     async with guarded_session(allow, 8, dns) as session:
         http = GuardedHttp(session, allow, HostLimits(4, 0, FakeClock()))
-        with pytest.raises(TargetRefused, match=r"10\.0\.0\.7"):
+        with pytest.raises(TargetRefused, match=r"127\.0\.0\.7"):
             await http.call("POST", url, b"{}", {}, 5_000)
     assert len(sink.received()) == 1
 
@@ -131,7 +151,7 @@ async def test_a_rebinding_name_is_checked_and_connected_with_one_answer(
 async def test_one_refused_address_in_an_answer_refuses_the_whole_answer(
     sink: CallbackSink,
 ) -> None:
-    dns = ScriptedDns({"mixed.example": [["127.0.0.1", "10.0.0.8"]]})
+    dns = ScriptedDns({"mixed.example": [["127.0.0.1", "127.0.0.8"]]})
     with pytest.raises(TargetRefused):
         await call(
             f"http://mixed.example:{sink.port}/hook", Allowlist.parse(("127.0.0.1/32",)), dns
