@@ -240,6 +240,7 @@ class MemKafka:
     owned: list[int] = field(default_factory=list)
     positions_: dict[int, int] = field(default_factory=dict)
     paused: bool = False
+    paused_partitions: set[int] = field(default_factory=set)
     polls: int = 0
     changelog_reads: list[tuple[int, int | None]] = field(default_factory=list)  # (p, start)
     _callbacks: dict[str, Rebalance] = field(default_factory=dict)
@@ -269,7 +270,7 @@ class MemKafka:
         self._deliver(after_fetch=False)
         messages: list[MemMessage] = []
         if not self.paused:
-            for partition in sorted(self.owned):
+            for partition in sorted(set(self.owned) - self.paused_partitions):
                 start = self.positions_[partition]
                 batch = self.log.read(self.topic, partition, start)[: max_messages - len(messages)]
                 messages.extend(batch)
@@ -292,6 +293,7 @@ class MemKafka:
                     if p in self.owned:
                         self.owned.remove(p)
                     self.positions_.pop(p, None)
+                    self.paused_partitions.discard(p)  # a new assignment starts unpaused
 
     def transact(self, outputs: Sequence[OutRecord], offsets: Mapping[int, int]) -> None:
         run_transaction(
@@ -315,6 +317,12 @@ class MemKafka:
 
     def positions(self, partitions: Sequence[int]) -> dict[int, int]:
         return {p: self.positions_[p] for p in partitions if p in self.positions_}
+
+    def pause_partitions(self, partitions: Sequence[int]) -> None:
+        self.paused_partitions.update(p for p in partitions if p in self.owned)
+
+    def resume_partitions(self, partitions: Sequence[int]) -> None:
+        self.paused_partitions.difference_update(partitions)
 
     def read_changelog(self, partition: int, start: int | None = None) -> Iterator[MemMessage]:
         assert self.changelog_topic is not None
