@@ -37,6 +37,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from streams import metrics
@@ -250,10 +251,14 @@ class Processor:
         self._assigned_at_least_once = True
         now_ms = self.clock.now_ms()
         if not self.partitions and not self._restoring:
-            # Nothing owned, so nothing to keep firing: restore them all at once.
-            for number in numbers:
-                restore = self._new_restore(number, now_ms)
-                restore.advance(None)
+            # Nothing owned, so nothing to keep firing: restore them all at once, side
+            # by side (a restore mostly waits on its changelog reader, and each has
+            # its own store), so a restart takes the slowest partition's time.
+            restores = [self._new_restore(number, now_ms) for number in numbers]
+            with ThreadPoolExecutor(max(1, len(restores)), "restore") as pool:
+                for _done in pool.map(lambda restore: restore.advance(None), restores):
+                    pass
+            for restore in restores:
                 self._adopt(restore)
             log.info("assigned %s (restored; owns %s)", numbers, sorted(self.partitions))
             return
