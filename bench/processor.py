@@ -196,23 +196,36 @@ def rss_mb(pid: int) -> float:
 
 
 def capacity(
-    settings: Settings, pipeline: Pipeline, tasks: int, fill: str, baseline: str | None
+    settings: Settings,
+    pipeline: Pipeline,
+    tasks: int,
+    fill: str,
+    baseline: str | None,
+    processors: int = 1,
 ) -> None:
-    port = free_loopback_port()
-    settings = replace(settings, metrics_port=port)
-    pipeline.settings = settings
+    """With ``processors`` > 1, the others keep running while the first restarts."""
+    ports = [free_loopback_port() for _ in range(processors)]
     far = now_ms() + 7 * 86_400_000
     started = time.monotonic()
     if fill == "changelog":  # the processor rebuilds its stores from it when it starts
         fill_changelog(settings, tasks, far)
-        role = start_processor(pipeline)
-        idle_rss = float("nan")
-    else:
-        role = start_processor(pipeline)
-        idle_rss = rss_mb(role.process.pid)
+    roles = []
+    for n, port in enumerate(ports):
+        pipeline.settings = replace(settings, metrics_port=port)
+        roles.append(start_processor(pipeline, slot=f"bench-{n}"))
+    pipeline.settings = settings = replace(settings, metrics_port=ports[0])
+    # A cooperative rebalance takes two rounds: wait until each one owns partitions,
+    # so the kill below does not land in the middle of one.
+    deadline = time.monotonic() + 120
+    while not all(re.findall(r"owns \[\d", r.log_text()) for r in roles):
+        assert time.monotonic() < deadline, "the processors did not share the partitions"
+        time.sleep(0.1)
+    role = roles[0]
+    idle_rss = rss_mb(role.process.pid) if fill == "commands" else float("nan")
+    if fill == "commands":
         due = (far + n for n in range(tasks))
         produce_all(settings, settings.topic(COMMANDS), commands(tasks, due))
-    while (held := metric_sum(port, "kronwheel_index_tasks")) < tasks:
+    while (held := sum(metric_sum(p, "kronwheel_index_tasks") for p in ports)) < tasks:
         print(f"\r  indexed {held:,.0f} of {tasks:,}", end="", flush=True)
         time.sleep(5)  # the gauge is refreshed every 5 s
     ingest_s = time.monotonic() - started
@@ -234,6 +247,7 @@ def capacity(
             ["measure", "value"],
             [
                 ["pending tasks", tasks],
+                ["processors (the first restarts)", processors],
                 [f"fill ({fill} -> indexed), s", ingest_s],
                 ["fill rate, tasks/s", tasks / ingest_s],
                 ["processor RSS idle, MB", idle_rss],
@@ -269,6 +283,9 @@ def main() -> None:
         "write them straight to tasks.state (fast enough for 10M)",
     )
     parser.add_argument(
+        "--processors", type=int, default=1, help="capacity: processors in the group"
+    )
+    parser.add_argument(
         "--baseline-pythonpath",
         help="capacity: also restart once with the code on this path (a checkout of main), "
         "on the same data, before this code's restart",
@@ -299,7 +316,14 @@ def main() -> None:
         elif args.scenario == "lateness":
             lateness(settings, pipeline, args.rate, args.seconds)
         else:
-            capacity(settings, pipeline, args.tasks, args.fill, args.baseline_pythonpath)
+            capacity(
+                settings,
+                pipeline,
+                args.tasks,
+                args.fill,
+                args.baseline_pythonpath,
+                args.processors,
+            )
 
 
 if __name__ == "__main__":

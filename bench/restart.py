@@ -79,7 +79,10 @@ def timed_restart(
     label: str,
     python_path: str | None = None,
 ) -> tuple[Restart, RoleProcess]:
-    """SIGKILL ``role``, create probes, restart it in its slot; the timings."""
+    """SIGKILL ``role``, create probes, restart it in its slot; the timings. The
+    firings counted are those of the probes on the partitions ``role`` owned."""
+    owned = re.findall(r"owns \[([\d, ]*)\]", role.log_text())
+    partitions = {int(p) for p in owned[-1].split(", ") if p} if owned else set()
     pipeline.kill(role)
     probes = {}
     now = time.time_ns() // 1_000_000
@@ -93,16 +96,26 @@ def timed_restart(
     with _python_path(python_path):
         spawned_ms = time.time_ns() // 1_000_000
         again = pipeline.restart(role)
-    pipeline.wait_for_log(again, "assigned [", timeout_s=900)
+    deadline = time.monotonic() + 900
+    while not (line := re.search(r"^.*assigned \[\d.*$", again.log_text(), re.M)):
+        assert time.monotonic() < deadline, again.log_text()[-3000:]
+        time.sleep(0.05)  # (an empty assignment first is common with several members)
     text = again.log_text()
     restored = [(_log_ms(stamp), float(s)) for stamp, s in _RESTORED.findall(text)]
     assigned_ms = min(at - int(took * 1000) for at, took in restored)
-    line = next(m for m in re.finditer(r"^.*assigned \[.*$", text, re.M))
     stamp = _LOG_TIME.match(line.group(0))
     assert stamp is not None, line.group(0)
     restored_ms = max(_log_ms(stamp.group(1)), max(at for at, _ in restored))
-    fired = list(_probe_firings(settings, set(probes), 300).values())
-    assert len(fired) == PROBES, f"{label}: {len(fired)} of {PROBES} probes fired"
+    firings = _probe_firings(settings, set(probes), 300)
+    assert len(firings) == PROBES, (
+        f"{label}: {len(firings)} of {PROBES} probes fired\n"
+        + "\n".join(
+            f"--- {r.slot} {r.process.pid}\n" + "\n".join(r.log_text().splitlines()[-60:])
+            for r in pipeline.roles
+        )
+    )
+    fired = [at for partition, at in firings.values() if partition in partitions]
+    assert fired, f"{label}: no probe on the partitions it owned, {sorted(partitions)}"
     return (
         Restart(
             label,
@@ -115,8 +128,11 @@ def timed_restart(
     )
 
 
-def _probe_firings(settings: Settings, probes: set[str], timeout_s: float) -> dict[str, int]:
-    """Read tasks.due (read_committed) until every probe fired: task id -> emitted at."""
+def _probe_firings(
+    settings: Settings, probes: set[str], timeout_s: float
+) -> dict[str, tuple[int, int]]:
+    """Read tasks.due (read_committed) until every probe fired: task id -> (partition,
+    emitted at)."""
     consumer = Consumer(
         kafka_config(
             settings,
@@ -132,7 +148,7 @@ def _probe_firings(settings: Settings, probes: set[str], timeout_s: float) -> di
     topic = settings.topic(DUE)
     metadata = consumer.list_topics(topic, timeout=10).topics[topic]
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in metadata.partitions])
-    fired: dict[str, int] = {}
+    fired: dict[str, tuple[int, int]] = {}
     deadline = time.monotonic() + timeout_s
     try:
         while len(fired) < len(probes) and time.monotonic() < deadline:
@@ -140,7 +156,8 @@ def _probe_firings(settings: Settings, probes: set[str], timeout_s: float) -> di
                 if message.error() is None and message.value():
                     due = decode_due(message.value() or b"")
                     if due.task_id in probes:
-                        fired.setdefault(due.task_id, due.emitted_at_ms)
+                        at = (message.partition() or 0, due.emitted_at_ms)
+                        fired.setdefault(due.task_id, at)
         return fired
     finally:
         consumer.close()
