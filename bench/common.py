@@ -20,12 +20,14 @@ def bench_settings(stack: ExitStack, **overrides: Any) -> tuple[Settings, Path]:
 
     The broker is KAFKA_BOOTSTRAP_SERVERS when set, else an embedded one; topics
     get a fresh prefix, roles a short session and loopback targets."""
+    base = Settings.from_env()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not bootstrap:
         bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap_servers
+        base = base.with_embedded_broker(bootstrap)
     work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
     settings = replace(
-        Settings.from_env(),
+        base,
         bootstrap_servers=bootstrap,
         topic_prefix=f"bench{uuid.uuid4().hex[:8]}.",
         data_dir=work / "data",

@@ -11,7 +11,9 @@
 * lateness: tasks due at a steady rate; lateness = due event emitted -
   scheduled, as the processor stamps it (its own clock).
 * capacity: pending tasks far in the future; processor RSS once all are in
-  its index, then SIGKILL and restart in the same slot and time the restore.
+  its index, then SIGKILL and restart in the same slot, timed from the new
+  process's start to its first firing (bench/restart.py), optionally after the
+  same restart with a baseline's code (``--baseline-pythonpath``).
 
 Uses KAFKA_BOOTSTRAP_SERVERS when set, else an embedded broker (in memory:
 10M tasks need about 6 GB of broker memory for commands and changelog).
@@ -35,6 +37,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from bench.common import percentile, table
+from bench.restart import Restart, fill_changelog, timed_restart
 from streams.config import Settings, kafka_config
 from streams.core.model import AtSchedule, HttpTarget, TaskSpec
 from streams.kafka.broker import EmbeddedBroker, free_loopback_port
@@ -192,44 +195,78 @@ def rss_mb(pid: int) -> float:
     return int(match.group(1)) / 1024 if match else float("nan")
 
 
-def capacity(settings: Settings, pipeline: Pipeline, tasks: int) -> None:
-    port = free_loopback_port()
-    settings = replace(settings, metrics_port=port)
-    pipeline.settings = settings
-    role = start_processor(pipeline)
-    idle_rss = rss_mb(role.process.pid)
+def capacity(
+    settings: Settings,
+    pipeline: Pipeline,
+    tasks: int,
+    fill: str,
+    baseline: str | None,
+    processors: int = 1,
+) -> None:
+    """With ``processors`` > 1, the others keep running while the first restarts."""
+    ports = [free_loopback_port() for _ in range(processors)]
     far = now_ms() + 7 * 86_400_000
-    due = (far + n for n in range(tasks))
     started = time.monotonic()
-    produce_all(settings, settings.topic(COMMANDS), commands(tasks, due))
-    while (held := metric_sum(port, "kronwheel_index_tasks")) < tasks:
+    if fill == "changelog":  # the processor rebuilds its stores from it when it starts
+        fill_changelog(settings, tasks, far)
+    roles = []
+    for n, port in enumerate(ports):
+        pipeline.settings = replace(settings, metrics_port=port)
+        roles.append(start_processor(pipeline, slot=f"bench-{n}"))
+    pipeline.settings = settings = replace(settings, metrics_port=ports[0])
+    # A cooperative rebalance takes two rounds: wait until each one owns partitions,
+    # so the kill below does not land in the middle of one.
+    deadline = time.monotonic() + 120
+    while not all(re.findall(r"owns \[\d", r.log_text()) for r in roles):
+        assert time.monotonic() < deadline, "the processors did not share the partitions"
+        time.sleep(0.1)
+    role = roles[0]
+    idle_rss = rss_mb(role.process.pid) if fill == "commands" else float("nan")
+    if fill == "commands":
+        due = (far + n for n in range(tasks))
+        produce_all(settings, settings.topic(COMMANDS), commands(tasks, due))
+    while (held := sum(metric_sum(p, "kronwheel_index_tasks") for p in ports)) < tasks:
         print(f"\r  indexed {held:,.0f} of {tasks:,}", end="", flush=True)
         time.sleep(5)  # the gauge is refreshed every 5 s
     ingest_s = time.monotonic() - started
     full_rss = rss_mb(role.process.pid)
     print()
-    pipeline.kill(role)
-    restart_started = time.monotonic()
-    again = pipeline.restart(role)
-    pipeline.wait_for_log(again, "assigned [", timeout_s=900)
-    restore_s = time.monotonic() - restart_started
-    restored = [float(s) for s in re.findall(r"in ([\d.]+) s$", again.log_text(), re.M)]
-    restored_rss = rss_mb(again.process.pid)
+    restarts: list[Restart] = []
+    if baseline:
+        restart, role = timed_restart(settings, pipeline, role, "baseline", baseline)
+        restarts.append(restart)
+        # A dead dynamic member stays in the group until its session ends: one
+        # restart to clear it, so the measured one starts from a static member.
+        restart, role = timed_restart(settings, pipeline, role, "after-baseline")
+        restarts.append(restart)
+    restart, role = timed_restart(settings, pipeline, role, "this")
+    restarts.append(restart)
+    restored_rss = rss_mb(role.process.pid)
     print(
         table(
             ["measure", "value"],
             [
                 ["pending tasks", tasks],
-                ["ingest (create commands -> indexed), s", ingest_s],
-                ["ingest rate, tasks/s", tasks / ingest_s],
+                ["processors (the first restarts)", processors],
+                [f"fill ({fill} -> indexed), s", ingest_s],
+                ["fill rate, tasks/s", tasks / ingest_s],
                 ["processor RSS idle, MB", idle_rss],
                 ["processor RSS holding all tasks, MB", full_rss],
-                ["restart after SIGKILL -> assigned, s", restore_s],
-                ["of which restore (sum over partitions), s", sum(restored)],
-                ["processor RSS after restore, MB", restored_rss],
+                ["processor RSS after restart, MB", restored_rss],
             ],
         )
     )
+    print(f"restart after SIGKILL, in the same slot, seconds from process start ({uptime()}):")
+    print(
+        table(
+            ["code", "start + join", "restore", "first firing", "all partitions firing"],
+            [[r.label, r.join_s, r.restore_s, r.first_firing_s, r.all_probes_s] for r in restarts],
+        )
+    )
+
+
+def uptime() -> str:
+    return "load average " + " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def main() -> None:
@@ -238,6 +275,21 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--rate", type=int, default=1_667)
     parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument(
+        "--fill",
+        choices=["commands", "changelog"],
+        default="commands",
+        help="capacity: create the pending tasks through tasks.commands (as users do) or "
+        "write them straight to tasks.state (fast enough for 10M)",
+    )
+    parser.add_argument(
+        "--processors", type=int, default=1, help="capacity: processors in the group"
+    )
+    parser.add_argument(
+        "--baseline-pythonpath",
+        help="capacity: also restart once with the code on this path (a checkout of main), "
+        "on the same data, before this code's restart",
+    )
     args = parser.parse_args()
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kw-bench-")))
@@ -245,8 +297,11 @@ def main() -> None:
         if not bootstrap:
             broker = stack.enter_context(EmbeddedBroker(log_path=work / "broker.log"))
             bootstrap = broker.bootstrap_servers
+        base = Settings()
+        if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+            base = base.with_embedded_broker(bootstrap)
         settings = replace(
-            Settings(),
+            base,
             bootstrap_servers=bootstrap,
             topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
             partitions=PARTITIONS,
@@ -261,7 +316,14 @@ def main() -> None:
         elif args.scenario == "lateness":
             lateness(settings, pipeline, args.rate, args.seconds)
         else:
-            capacity(settings, pipeline, args.tasks)
+            capacity(
+                settings,
+                pipeline,
+                args.tasks,
+                args.fill,
+                args.baseline_pythonpath,
+                args.processors,
+            )
 
 
 if __name__ == "__main__":

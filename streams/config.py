@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
@@ -28,6 +29,7 @@ from typing import Any, get_args, get_type_hints
 
 DEFAULT_API_PORT = 8080
 LOG_FORMATS = ("text", "json")
+MEMBERSHIP_CHOICES = ("auto", "on", "off")
 
 # The contract topics. Their physical names (prefix + name) are computed once,
 # when a Settings object is built; see Settings.topics.
@@ -101,6 +103,18 @@ class Settings:
     )
     cassandra_contact_points: tuple[str, ...] = _setting(
         "CASSANDRA_CONTACT_POINTS", (), "Cassandra hosts; unset = SQLite views"
+    )
+    # Static group membership (group.instance.id from the group and the slot): a
+    # process restarted in its slot gets its partitions back without a rebalance,
+    # but a member that stops does not leave either, so its partitions move only
+    # after session_timeout_ms (a scale-down waits that long). "auto" is on, except
+    # with the embedded dev broker, which holds static joins and still rebalances
+    # (whoever starts one resolves "auto" to "off": Settings.with_embedded_broker).
+    static_membership: str = _setting(
+        "KRONWHEEL_STATIC_MEMBERSHIP",
+        "auto",
+        "group.instance.id per slot: auto (off on the embedded broker), on, off",
+        choices=MEMBERSHIP_CHOICES,
     )
     # Group membership: a dead member's partitions move after this. The dev
     # broker also holds joins for about half of it, so dev and tests use less.
@@ -205,6 +219,13 @@ class Settings:
     def with_bootstrap(self, bootstrap_servers: str) -> Settings:
         return replace(self, bootstrap_servers=bootstrap_servers)
 
+    def with_embedded_broker(self, bootstrap_servers: str) -> Settings:
+        """These settings on the embedded dev broker: ``auto`` membership becomes
+        ``off`` (passed on to child processes as such), since that broker holds
+        a static member's join for seconds and rebalances anyway."""
+        membership = "off" if self.static_membership == "auto" else self.static_membership
+        return replace(self, bootstrap_servers=bootstrap_servers, static_membership=membership)
+
     def topic(self, name: str) -> str:
         """The physical name of a topic (``tasks.due`` -> prefix + name)."""
         try:
@@ -291,6 +312,17 @@ def kafka_config(settings: Settings, role: str, **overrides: Any) -> dict[str, A
     }
     config.update(overrides)
     return config
+
+
+def group_membership(settings: Settings, group_id: str) -> dict[str, Any]:
+    """The group.instance.id of this slot's member of ``group_id`` when membership is
+    static (see ``Settings.static_membership``), else nothing. Only for a role's
+    one group consumer: two live members with one id fence each other."""
+    if settings.static_membership == "off":
+        return {}
+    # Kafka takes at most 249 of [a-zA-Z0-9._-] here (a group id may hold more).
+    instance = re.sub(r"[^a-zA-Z0-9._-]", "_", f"{group_id}-{settings.slot}")[:249]
+    return {"group.instance.id": instance}
 
 
 def producer_config(settings: Settings, role: str, **overrides: Any) -> dict[str, Any]:

@@ -198,6 +198,16 @@ class ProcessorKafka(RoleKafka, Protocol):
         """The next offset to read of each of these partitions that has one."""
         ...
 
+    def pause_partitions(self, partitions: Sequence[int]) -> None:
+        """Fetch nothing more from these assigned partitions (until resumed); may be
+        called inside the assign callback, for the partitions it was given."""
+        ...
+
+    def resume_partitions(self, partitions: Sequence[int]) -> None:
+        """Fetch again from these partitions, from where they were (the committed
+        offset when nothing was read since the assignment)."""
+        ...
+
     def read_changelog(self, partition: int, start: int | None = None) -> Iterator[ConsumedMessage]:
         """Every record of one tasks.state partition from ``start`` (None: its
         beginning), oldest first, to its end."""

@@ -92,8 +92,11 @@ def real_kafka(on_dev_broker: bool) -> None:
 def settings(kafka_bootstrap: str, tmp_path: Path, cassandra_keyspace: str | None) -> Settings:
     """Settings for one test: its own topic names, data directory and API port; the
     history store and read model in Cassandra when CASSANDRA_CONTACT_POINTS is set."""
+    base = Settings()
+    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
+        base = base.with_embedded_broker(kafka_bootstrap)  # the session's embedded broker
     return replace(
-        Settings(),
+        base,
         cassandra_contact_points=configured_points(),
         cassandra_keyspace=cassandra_keyspace or Settings().cassandra_keyspace,
         bootstrap_servers=kafka_bootstrap,

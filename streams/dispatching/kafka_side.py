@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from streams.config import Settings, consumer_config, producer_config
+from streams.config import Settings, consumer_config, group_membership, producer_config
 from streams.kafka.brokerwatch import BrokerWatch
 from streams.kafka.clients import consume_batch, report_lag, seek_to_committed
 from streams.kafka.topics import DUE
@@ -46,7 +46,13 @@ class ConfluentDispatcherKafka:
         self.due_topic = settings.topic(DUE)
         self.broker = BrokerWatch()
         self.consumer = Consumer(
-            consumer_config(settings, "dispatcher", group_id(settings), **self.broker.config())
+            consumer_config(
+                settings,
+                "dispatcher",
+                group_id(settings),
+                **group_membership(settings, group_id(settings)),
+                **self.broker.config(),
+            )
         )
         self.producer = Producer(
             producer_config(

@@ -179,7 +179,7 @@ def run_dev(settings: Settings, port: int | None = None, reset: bool = False) ->
     try:
         if not settings.bootstrap_servers:
             broker = EmbeddedBroker(log_path=settings.data_dir / "broker.log").start()
-            settings = settings.with_bootstrap(broker.bootstrap_servers)
+            settings = settings.with_embedded_broker(broker.bootstrap_servers)
         ensure_topics(settings)
         kept_path = _restore(settings) if broker is not None else None
         settings = _dev_settings(settings, token)

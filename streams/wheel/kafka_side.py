@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-from streams.config import Settings, consumer_config, producer_config
+from streams.config import Settings, consumer_config, group_membership, producer_config
 from streams.kafka.brokerwatch import BrokerWatch
 from streams.kafka.clients import consume_batch, report_lag, seek_to_committed
 from streams.kafka.topics import COMMANDS, STATE
@@ -47,6 +47,7 @@ class ConfluentProcessorKafka:
                 "processor",
                 group_id(settings),
                 **{"enable.partition.eof": False},
+                **group_membership(settings, group_id(settings)),
                 **self.broker.config(),
             )
         )
@@ -67,9 +68,16 @@ class ConfluentProcessorKafka:
 
     def subscribe(self, on_assign: Rebalance, on_revoke: Rebalance, on_lost: Rebalance) -> None:
         self._producer.init_transactions(INIT_TIMEOUT_S)  # fences a dead predecessor
+
+        def assigned(consumer: Consumer, tps: list[TopicPartition]) -> None:
+            # Assign here rather than after the callback returns (the client's
+            # default), so that the callback can pause what it is not ready to read.
+            consumer.incremental_assign(tps)
+            on_assign([tp.partition for tp in tps])
+
         self._consumer.subscribe(
             [self.commands_topic],
-            on_assign=lambda _c, tps: on_assign([tp.partition for tp in tps]),
+            on_assign=assigned,
             on_revoke=lambda _c, tps: on_revoke([tp.partition for tp in tps]),
             on_lost=lambda _c, tps: on_lost([tp.partition for tp in tps]),
         )
@@ -104,6 +112,14 @@ class ConfluentProcessorKafka:
     def rewind(self, partitions: Sequence[int]) -> None:
         tps = [TopicPartition(self.commands_topic, p) for p in partitions]
         seek_to_committed(self._consumer, tps, INIT_TIMEOUT_S)
+
+    def pause_partitions(self, partitions: Sequence[int]) -> None:
+        if partitions:
+            self._consumer.pause([TopicPartition(self.commands_topic, p) for p in partitions])
+
+    def resume_partitions(self, partitions: Sequence[int]) -> None:
+        if partitions:
+            self._consumer.resume([TopicPartition(self.commands_topic, p) for p in partitions])
 
     def read_changelog(self, partition: int, start: int | None = None) -> Iterator[Message]:
         return read_partition(self.settings, self.state_topic, partition, start=start)

@@ -21,9 +21,14 @@ On assignment a partition is restored before its first command is read: the
 store this slot left, caught up from the changelog offset it recorded, or
 rebuilt from ``tasks.state``'s start (see :mod:`streams.wheel.statestore`);
 then what fell due while nobody owned it fires under each task's misfire
-policy. The transactional id is fixed per processor slot
-(``KRONWHEEL_SLOT``): a restarted processor fences its dead predecessor and
-ends its open transaction at once, instead of after the transaction timeout.
+policy. A processor that owns nothing yet restores its assignment at once;
+one that owns partitions keeps firing them: the new ones are paused and
+restored a slice per step (:mod:`streams.wheel.restoring`), then resumed.
+The transactional id is fixed per processor slot (``KRONWHEEL_SLOT``): a
+restarted processor fences its dead predecessor and ends its open transaction
+at once, instead of after the transaction timeout; with static membership
+(``KRONWHEEL_STATIC_MEMBERSHIP``) the group hands it its partitions back at
+once too.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from streams import metrics
@@ -43,10 +49,9 @@ from streams.kafka.topics import COMMANDS, DEAD, DUE, RESULTS, STATE
 from streams.kafka.transactions import FatalKafkaError, TransactionAborted
 from streams.ops.server import start_ops_server
 from streams.ports import ConsumedMessage, OutRecord, ProcessorKafka
-from streams.wheel.changelog import changelog_records
 from streams.wheel.kafka_side import ConfluentProcessorKafka, group_id, transactional_id
 from streams.wheel.partition import Output, PartitionWheel, WheelConfig
-from streams.wheel.statestore import PartitionStore
+from streams.wheel.restoring import SLICE_RECORDS, PartitionRestore
 
 __all__ = ["Processor", "group_id", "state_dir", "transactional_id"]
 
@@ -97,6 +102,9 @@ class Processor:
         # Partitions assigned, and revoked or lost, by the callbacks of the current poll.
         self._assigned_in_poll: set[int] = set()
         self._dropped_in_poll: set[int] = set()
+        # Partitions assigned while others were owned, restored a slice per step, oldest first.
+        self._restoring: dict[int, PartitionRestore] = {}
+        self.restore_slice_records = SLICE_RECORDS
 
     def stop(self) -> None:
         self._stop.set()
@@ -135,6 +143,7 @@ class Processor:
         messages, stale = drop_reassigned(polled, reassigned)
         if stale:
             self.kafka.rewind(stale)
+        self._advance_restore()
         self._step(messages)
         if time.monotonic() - self._sizes_at > SIZES_EVERY_S:
             self._sizes_at = time.monotonic()
@@ -145,6 +154,9 @@ class Processor:
         try:
             self.kafka.close()  # leaves the group: the revoke callback drops every partition
         finally:
+            for restore in self._restoring.values():
+                restore.abandon()
+            self._restoring.clear()
             for wheel in self.partitions.values():
                 wheel.close(remove_store=False)
             log.info("processor stopped after %d transactions", self.committed_transactions)
@@ -189,7 +201,7 @@ class Processor:
         return {p: self.kafka.changelog_watermarks(p)[1] for p in sorted(self.partitions)}
 
     def _poll_wait_s(self) -> float:
-        if self._pending:
+        if self._pending or self._restoring:
             return 0.0
         wakeups = [w for p in self.partitions.values() if (w := p.next_wakeup_ms()) is not None]
         if not wakeups:
@@ -235,45 +247,55 @@ class Processor:
 
     def _on_assign(self, partitions: list[int]) -> None:
         numbers = sorted(partitions)
-        for number in numbers:
-            self._restore(number)
-        self._assigned_at_least_once = True
         self._assigned_in_poll.update(numbers)
-        log.info("assigned %s (restored; owns %s)", numbers, sorted(self.partitions))
-
-    def _restore(self, number: int) -> None:
-        """The store this slot left, caught up from the changelog offset it recorded,
-        or (none, or not consistent with the changelog) rebuilt from the start."""
-        started = time.monotonic()
+        self._assigned_at_least_once = True
         now_ms = self.clock.now_ms()
-        store = PartitionStore(self._state_dir / f"{self._topics[STATE]}-{number}.sqlite3")
-        low, high = self.kafka.changelog_watermarks(number)
-        start = store.resume_from(low, high, now_ms)
-        if start is None:
-            store.reset()
-        read = _ReadTo(low if start is None else start)
-        wheel = PartitionWheel(number, store, now_ms, self.config)
-        records = wheel.restore(
-            changelog_records(read.track(self.kafka.read_changelog(number, start)))
-        )
-        store.save_offset(read.next_offset, now_ms)
-        store.commit()
-        self._pending.extend(wheel.start(self.clock.now_ms()))
-        self.partitions[number] = wheel
-        wheel.report_sizes()
-        elapsed = time.monotonic() - started
-        metrics.RESTORE_DURATION.observe(elapsed)
+        if not self.partitions and not self._restoring:
+            # Nothing owned, so nothing to keep firing: restore them all at once, side
+            # by side (a restore mostly waits on its changelog reader, and each has
+            # its own store), so a restart takes the slowest partition's time.
+            restores = [self._new_restore(number, now_ms) for number in numbers]
+            with ThreadPoolExecutor(max(1, len(restores)), "restore") as pool:
+                for _done in pool.map(lambda restore: restore.advance(None), restores):
+                    pass
+            for restore in restores:
+                self._adopt(restore)
+            log.info("assigned %s (restored; owns %s)", numbers, sorted(self.partitions))
+            return
+        # Read none of their commands before they are restored (see _advance_restore).
+        self.kafka.pause_partitions(numbers)
+        for number in numbers:
+            self._restoring[number] = self._new_restore(number, now_ms)
         log.info(
-            "restored %s[%d] from offset %s: %d records, %d live tasks, "
-            "%d timers in the wheel, in %.2f s",
-            self._topics[STATE],
-            number,
-            "the start" if start is None else start,
-            records,
-            len(store),
-            len(wheel.wheel),
-            elapsed,
+            "assigned %s (restoring; owns %s, restoring %s)",
+            numbers,
+            sorted(self.partitions),
+            sorted(self._restoring),
         )
+
+    def _new_restore(self, number: int, now_ms: int) -> PartitionRestore:
+        path = self._state_dir / f"{self._topics[STATE]}-{number}.sqlite3"
+        return PartitionRestore(number, path, self.kafka, self._topics[STATE], now_ms)
+
+    def _advance_restore(self) -> None:
+        """One slice of the oldest restore under way; a finished one is adopted and
+        its commands resumed (from the committed offset: none were read)."""
+        if not self._restoring:
+            return
+        number, restore = next(iter(self._restoring.items()))
+        if restore.advance(self.restore_slice_records):
+            del self._restoring[number]
+            self._adopt(restore)
+            self.kafka.resume_partitions([number])
+            log.info("resumed %s (owns %s)", number, sorted(self.partitions))
+
+    def _adopt(self, restore: PartitionRestore) -> None:
+        """A restored partition joins the loop; what fell due while nobody owned it
+        fires (under each task's misfire policy) with the next transaction."""
+        wheel = restore.finish(self.clock.now_ms(), self.config)
+        self._pending.extend(wheel.start(self.clock.now_ms()))
+        self.partitions[restore.number] = wheel
+        wheel.report_sizes()
 
     def _on_revoke(self, partitions: list[int]) -> None:
         # No transaction is open here: callbacks run inside consume(), and the
@@ -287,6 +309,12 @@ class Processor:
         numbers = sorted(partitions)
         self._dropped_in_poll.update(numbers)
         for number in numbers:
+            restoring = self._restoring.pop(number, None)
+            if restoring is not None:
+                # Nothing of it was consumed or written: drop what it restored so far,
+                # and let a later assignment start unpaused.
+                restoring.abandon()
+                self.kafka.resume_partitions([number])
             wheel = self.partitions.pop(number, None)
             if wheel is None:
                 continue
@@ -308,18 +336,3 @@ class Processor:
         broker_up = self.kafka.broker_connected()
         ready = self._assigned_at_least_once and broker_up and not self._stop.is_set()
         return ready, {"partitions": sorted(self.partitions), "broker": broker_up}
-
-
-class _ReadTo:
-    """Follows a changelog read: the offset after the last record seen (a lower
-    bound of where the read ended, which is what a store may record)."""
-
-    def __init__(self, start: int) -> None:
-        self.next_offset = start
-
-    def track(self, messages: Iterable[ConsumedMessage]) -> Iterator[ConsumedMessage]:
-        for message in messages:
-            offset = message.offset()
-            if offset is not None:
-                self.next_offset = max(self.next_offset, offset + 1)
-            yield message

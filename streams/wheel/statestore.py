@@ -204,6 +204,12 @@ class PartitionStore:
         local (random task ids inserted as they come are about 3x slower).
         Memory stays bounded by the chunk, whatever the partition's size.
         """
+        self.load_part(rows)
+        self.end_load(next_offset, now_ms)
+
+    def load_part(self, rows: Iterable[tuple[str, int | None, bytes | None]]) -> None:
+        """One part of a restore (as :meth:`load`), left uncommitted: a restore in
+        slices calls this per slice and :meth:`end_load` once (or :meth:`abandon`)."""
         self.begin()
         chunk: dict[str, tuple[int | None, bytes | None]] = {}
         for task_id, due_ms, state in rows:
@@ -212,11 +218,24 @@ class PartitionStore:
                 self._write_chunk(chunk)
                 chunk = {}
         self._write_chunk(chunk)
+
+    def end_load(self, next_offset: int | None = None, now_ms: int = 0) -> None:
+        """Commit a restore's parts, with the changelog offset they bring the file to."""
+        self.begin()
         if next_offset is not None:
             self.save_offset(next_offset, now_ms)
         self.commit()
         self._count = self._counted()
         self._journaled()
+
+    def abandon(self) -> None:
+        """A restore stopped half way (its partition was revoked): drop its parts and
+        close. A file that had a checkpoint keeps it (its rows are rolled back with
+        the parts); a rebuild's file, unjournaled and without one, is removed."""
+        resumable = self._checkpoint is not None
+        if resumable:
+            self.rollback()
+        self.close(remove=not resumable)
 
     def _write_chunk(self, chunk: dict[str, tuple[int | None, bytes | None]]) -> None:
         ordered = sorted(chunk.items())

@@ -239,7 +239,7 @@ class MemKafka:
     producer: MemProducer = field(init=False)
     owned: list[int] = field(default_factory=list)
     positions_: dict[int, int] = field(default_factory=dict)
-    paused: set[int] = field(default_factory=set)
+    paused: set[int] = field(default_factory=set)  # as a consumer's pause(): not fetched
     polls: int = 0
     changelog_reads: list[tuple[int, int | None]] = field(default_factory=list)  # (p, start)
     _callbacks: dict[str, Rebalance] = field(default_factory=dict)
@@ -293,6 +293,7 @@ class MemKafka:
                     if p in self.owned:
                         self.owned.remove(p)
                     self.positions_.pop(p, None)
+                    self.paused.discard(p)  # a new assignment starts unpaused
 
     def transact(self, outputs: Sequence[OutRecord], offsets: Mapping[int, int]) -> None:
         run_transaction(
@@ -316,6 +317,16 @@ class MemKafka:
 
     def positions(self, partitions: Sequence[int]) -> dict[int, int]:
         return {p: self.positions_[p] for p in partitions if p in self.positions_}
+
+    @property
+    def paused_partitions(self) -> set[int]:
+        return self.paused
+
+    def pause_partitions(self, partitions: Sequence[int]) -> None:
+        self.paused.update(p for p in partitions if p in self.owned)
+
+    def resume_partitions(self, partitions: Sequence[int]) -> None:
+        self.paused.difference_update(partitions)
 
     def read_changelog(self, partition: int, start: int | None = None) -> Iterator[MemMessage]:
         assert self.changelog_topic is not None

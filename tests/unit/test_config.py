@@ -4,7 +4,13 @@ from typing import Any
 
 import pytest
 
-from streams.config import CONTRACT_TOPICS, InvalidSetting, Settings, settings_help
+from streams.config import (
+    CONTRACT_TOPICS,
+    InvalidSetting,
+    Settings,
+    group_membership,
+    settings_help,
+)
 
 # A value other than the default for every setting, so each one must survive
 # the trip through the environment on its own.
@@ -20,6 +26,7 @@ NOT_DEFAULTS: dict[str, Any] = {
     "signing_secret": "secret",
     "target_allowlist": ("127.0.0.0/8", "hooks.internal"),
     "cassandra_contact_points": ("10.0.0.1", "10.0.0.2"),
+    "static_membership": "off",
     "session_timeout_ms": 6000,
     "fetch_wait_max_ms": 10,
     "linger_ms": 0,
@@ -108,3 +115,21 @@ def test_the_readme_names_every_variable() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text("utf-8")
     missing = [variable for variable, _default, _help in settings_help() if variable not in readme]
     assert not missing, f"README's Configuration lacks {missing}"
+
+
+def test_static_membership_names_the_slot_and_is_off_on_the_embedded_broker() -> None:
+    settings = Settings(slot="processor-1", static_membership="auto")
+    assert group_membership(settings, "kw.processors") == {
+        "group.instance.id": "kw.processors-processor-1"
+    }
+    assert group_membership(replace(settings, slot="a b/c"), "g") == {
+        "group.instance.id": "g-a_b_c"  # only the characters Kafka takes
+    }
+    embedded = settings.with_embedded_broker("127.0.0.1:1")
+    assert embedded.static_membership == "off"
+    assert group_membership(embedded, "g") == {}
+    assert Settings.from_env(embedded.to_env()).static_membership == "off"  # children too
+    forced = replace(settings, static_membership="on").with_embedded_broker("127.0.0.1:1")
+    assert group_membership(forced, "g") != {}
+    with pytest.raises(InvalidSetting, match="KRONWHEEL_STATIC_MEMBERSHIP"):
+        Settings.from_env({"KRONWHEEL_STATIC_MEMBERSHIP": "sometimes"})
