@@ -20,10 +20,14 @@ that tasks cross it all the time.
 
 from __future__ import annotations
 
+import atexit
 import bisect
+import gc
 import os
+import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from pathlib import Path
 
 from hypothesis import strategies as st
 
@@ -46,7 +50,12 @@ from streams.core.model import (
     Schedule,
     TaskSpec,
 )
+from streams.kafka.records import decode_state
+from streams.kafka.topics import COMMANDS
+from streams.ports import KafkaMessage
 from streams.wheel.partition import WheelConfig
+from streams.wheel.statestore import PartitionStore
+from tests.support.memlog import Fault, MemLog
 
 T0 = 1_800_000_000_000
 HORIZON_MS = 3_000
@@ -131,6 +140,66 @@ class ReferenceScheduler:
         due = next_due_ms(state)
         if due is not None:
             bisect.insort(self.timers, (due, task_id))
+
+
+class PartitionModels:
+    """One reference scheduler per partition of a processor group: as committed,
+    with its owner's uncommitted work (``model``), and what that work must write
+    when it commits (``expected`` firings, ``given_up`` retries)."""
+
+    def __init__(self, partitions: int, now_ms: int, grace_ms: int) -> None:
+        self.committed = {p: ReferenceScheduler(now_ms, grace_ms) for p in range(partitions)}
+        self.model = {p: m.copy() for p, m in self.committed.items()}
+        self.expected: dict[int, list[DueTask]] = {p: [] for p in self.committed}
+        self.given_up: dict[int, list[str]] = {p: [] for p in self.committed}
+
+    def drop(self, p: int) -> None:
+        """The uncommitted work is thrown away (an abort, a death, a revoke)."""
+        self.model[p] = self.committed[p].copy()
+        self.expected[p], self.given_up[p] = [], []
+
+    def restore(self, p: int, now_ms: int) -> None:
+        """A process restores the partition from what was committed."""
+        self.drop(p)
+        self.expected[p] = self.model[p].restore(now_ms)
+
+    def command(self, p: int, command: TaskCommand, now_ms: int) -> None:
+        firings, given_up = self.model[p].command(command, now_ms)
+        self.expected[p] += firings
+        self.given_up[p] += given_up
+
+    def advance(self, p: int, now_ms: int) -> None:
+        self.expected[p] += self.model[p].advance(now_ms)
+
+    def commit(self, p: int) -> None:
+        self.committed[p] = self.model[p].copy()
+        self.expected[p], self.given_up[p] = [], []
+
+
+def compacted_states(messages: Iterable[KafkaMessage]) -> dict[str, TaskState]:
+    """The live tasks of a changelog partition, as compaction would leave them."""
+    latest: dict[str, TaskState | None] = {}
+    for message in messages:
+        value = message.value()
+        latest[(message.key() or b"").decode()] = None if value is None else decode_state(value)
+    return {task_id: state for task_id, state in latest.items() if state is not None}
+
+
+def close_stores_under(directory: Path) -> None:
+    """What the OS does for a dead process: its partition stores' files close
+    (open SQLite transactions roll back, the locks go). Call it while the dead
+    process is still referenced (its object, or the traceback of its death):
+    once collected, its lock files would stay locked (nothing closes a bare
+    descriptor)."""
+    for thing in gc.get_objects():
+        if isinstance(thing, PartitionStore) and directory in thing.path.parents:
+            thing.close(remove=False)
+
+
+def report_at_exit(what: str, stats: Counter[str]) -> None:
+    """The long mode says how much it ran (printed when the run ends)."""
+    started = time.monotonic()
+    atexit.register(lambda: print(f"{what}: {dict(stats)} in {time.monotonic() - started:.0f} s"))
 
 
 def as_firings(dues: list[DueTask]) -> Counter[Firing]:
@@ -234,3 +303,56 @@ def draw_command(
         spec=spec,
         retry=retry,
     )
+
+
+# --- for the processor loop's test -------------------------------------------------
+
+
+def task_ids_over(partitions: int, per_partition: int = 2) -> list[str]:
+    """Task ids spread over every partition (by the in-memory log's partitioner)."""
+    log = MemLog()
+    log.create_topic(COMMANDS, partitions)
+    ids: list[str] = []
+    count: Counter[int] = Counter()
+    for n in range(1_000):
+        partition = log.partition_for(COMMANDS, f"t{n}".encode())
+        if count[partition] < per_partition:
+            count[partition] += 1
+            ids.append(f"t{n}")
+    return ids
+
+
+# What one turn of a processor meets in its transaction, if it writes one.
+# Aborts are common enough that two come in a row (a rewind's firings then wait
+# through a second abort: they were lost there once).
+turn_faults = st.sampled_from(
+    [None] * 16
+    + [("produce", Fault.ABORTABLE), ("send_offsets", Fault.ABORTABLE)] * 2
+    + [("commit", Fault.ABORTABLE)] * 3
+    + [
+        ("send_offsets", Fault.RETRIABLE),  # retried, then committed
+        ("commit", Fault.FENCED),
+        ("produce", Fault.KILLED),
+        ("send_offsets", Fault.KILLED),
+        ("commit", Fault.KILLED),
+        ("commit", Fault.KILLED_AFTER),
+    ]
+)
+
+
+class SteppedClock:
+    """Wall time the test moves, backwards too (an NTP step); monotonic time only forwards."""
+
+    def __init__(self, start_ms: int) -> None:
+        self.wall_ms = start_ms
+        self._monotonic = 0.0
+
+    def now_ms(self) -> int:
+        return self.wall_ms
+
+    def monotonic(self) -> float:
+        return self._monotonic
+
+    def move(self, ms: int) -> None:
+        self.wall_ms += ms
+        self._monotonic += abs(ms) / 1000

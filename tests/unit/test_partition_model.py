@@ -28,10 +28,8 @@ The horizon is small (3 s) so that tasks cross it all the time.
 
 from __future__ import annotations
 
-import atexit
 import shutil
 import tempfile
-import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +54,7 @@ from tests.support.refmodel import (
     as_firings,
     draw_command,
     plain_steps,
+    report_at_exit,
 )
 
 TASK_IDS = [f"t{n}" for n in range(6)]
@@ -246,10 +245,7 @@ PartitionAgainstModel.TestCase.settings = settings(
 TestPartitionAgainstModel = PartitionAgainstModel.TestCase
 
 if LONG:
-    _started = time.monotonic()
-    atexit.register(
-        lambda: print(f"model test: {dict(STATS)} in {time.monotonic() - _started:.0f} s")
-    )
+    report_at_exit("model test", STATS)
 
 
 def test_paused_tasks_status_is_kept() -> None:
