@@ -185,8 +185,13 @@ class Processor:
             # With ends to record, the offsets go too: their commit checks this
             # member's generation, so nobody else owned those partitions meanwhile.
             checked = self._transact(outputs, consumed or bool(ends))
+            if checked is None:
+                # Aborted: the rewind's writes (what it fired) stay uncommitted in
+                # the stores until the transaction that carries its outputs commits;
+                # committed now, another abort would roll back to "already fired".
+                return
             for number, end in ends.items():
-                if checked is not None and number in checked and number in self.partitions:
+                if number in checked and number in self.partitions:
                     self.partitions[number].store.save_offset(end, now_ms)
         for wheel in self.partitions.values():
             wheel.store.commit()

@@ -9,12 +9,14 @@ of its own, no waiting).
   buffered in the open transaction and land together on commit, or never.
   Faults are injected per call (produce, send_offsets, commit) as the real
   client's KafkaException: abortable, retriable, or fenced (fatal, and the
-  producer stays fenced).
+  producer stays fenced); or the process dies there (:class:`ProcessKilled`,
+  a SIGKILL: before the call takes effect, or for a commit also just after).
 * :class:`MemKafka`: one group member's Kafka side; it satisfies both
   streams.ports.ProcessorKafka and streams.ports.DispatcherKafka. Rebalances
   are scripted by the test and delivered inside the next poll, before or after
   its records are fetched (a revoke "in the middle of a poll" returns records
-  of a partition the member no longer owns).
+  of a partition the member no longer owns). It notes what each poll
+  delivered and returned, so a test can mirror the member's work in a model.
 """
 
 from __future__ import annotations
@@ -66,11 +68,17 @@ class MemMessage:
         return None
 
 
+class ProcessKilled(BaseException):
+    """The process died here (a SIGKILL): nothing may catch it on the way out, so
+    it is not an Exception. The test drops the process without closing it."""
+
+
 class MemLog:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._topics: dict[str, list[list[MemMessage]]] = {}
         self._committed: dict[tuple[str, str, int], int] = {}  # (group, topic, partition)
+        self.transactions = 0  # committed so far
 
     def create_topic(self, name: str, partitions: int) -> None:
         with self._lock:
@@ -124,12 +132,15 @@ class MemLog:
                 )
             for tp in offsets:
                 self._committed[(group, tp.topic, tp.partition)] = tp.offset
+            self.transactions += 1
 
 
 class Fault(enum.Enum):
     ABORTABLE = "abortable"
     RETRIABLE = "retriable"
     FENCED = "fenced"
+    KILLED = "killed"  # the process dies before the call takes effect
+    KILLED_AFTER = "killed after"  # ... just after it (a commit has landed)
 
     def error(self, call: str) -> KafkaException:
         if self is Fault.ABORTABLE:
@@ -165,16 +176,27 @@ class MemProducer:
         """The next ``times`` calls of ``call`` (produce, send_offsets, commit) raise."""
         self._faults[call].extend([fault] * times)
 
-    def _check(self, call: str) -> None:
+    def clear_faults(self) -> None:
+        """Forget faults not yet raised (the step they were meant for wrote nothing)."""
+        for faults in self._faults.values():
+            faults.clear()
+
+    def _check(self, call: str) -> bool:
+        """Raise the call's next fault; True when the process must die after the call."""
         self.calls.append(call)
         if self.fenced:
             raise Fault.FENCED.error(call)
         faults = self._faults.get(call)
-        if faults:
-            fault = faults.popleft()
-            if fault is Fault.FENCED:
-                self.fenced = True
-            raise fault.error(call)
+        if not faults:
+            return False
+        fault = faults.popleft()
+        if fault is Fault.KILLED_AFTER:
+            return True
+        if fault is Fault.KILLED:
+            raise ProcessKilled(call)
+        if fault is Fault.FENCED:
+            self.fenced = True
+        raise fault.error(call)
 
     def begin_transaction(self) -> None:
         self._check("begin")
@@ -211,10 +233,12 @@ class MemProducer:
         self._offsets = list(positions)
 
     def commit_transaction(self, timeout: float = 0) -> None:
-        self._check("commit")
+        dies_after = self._check("commit")
         assert self._records is not None, "commit outside a transaction"
         self._log.commit(self._group, self._records, self._offsets)
         self._records, self._offsets = None, []
+        if dies_after:
+            raise ProcessKilled("after commit")
 
     def abort_transaction(self, timeout: float = 0) -> None:
         self.calls.append("abort")
@@ -242,6 +266,12 @@ class MemKafka:
     paused: set[int] = field(default_factory=set)  # as a consumer's pause(): not fetched
     polls: int = 0
     changelog_reads: list[tuple[int, int | None]] = field(default_factory=list)  # (p, start)
+    # What the last poll did: the rebalances it delivered, in order, as (kind,
+    # partitions, after the fetch), and the records it returned.
+    delivered: list[tuple[str, list[int], bool]] = field(default_factory=list)
+    returned: list[MemMessage] = field(default_factory=list)
+    # A restore dies after reading this many changelog records (None: it does not).
+    kill_in_restore_after: int | None = None
     _callbacks: dict[str, Rebalance] = field(default_factory=dict)
     _script: deque[_Rebalance] = field(default_factory=deque)
 
@@ -266,6 +296,7 @@ class MemKafka:
 
     def poll(self, max_messages: int, timeout_s: float) -> list[MemMessage]:
         self.polls += 1
+        self.delivered, self.returned = [], []
         self._deliver(after_fetch=False)
         messages: list[MemMessage] = []
         for partition in sorted(self.owned):
@@ -275,11 +306,13 @@ class MemKafka:
                 messages.extend(batch)
                 self.positions_[partition] = start + len(batch)
         self._deliver(after_fetch=True)
+        self.returned = messages
         return messages
 
     def _deliver(self, after_fetch: bool) -> None:
         while self._script and self._script[0].after_fetch == after_fetch:
             event = self._script.popleft()
+            self.delivered.append((event.kind, list(event.partitions), after_fetch))
             if event.kind == "assign":
                 for p in event.partitions:
                     self.owned.append(p)
@@ -331,7 +364,15 @@ class MemKafka:
     def read_changelog(self, partition: int, start: int | None = None) -> Iterator[MemMessage]:
         assert self.changelog_topic is not None
         self.changelog_reads.append((partition, start))
-        return iter(self.log.read(self.changelog_topic, partition, start or 0))
+        records = self.log.read(self.changelog_topic, partition, start or 0)
+        if self.kill_in_restore_after is None:
+            return iter(records)
+        return self._dying(records, self.kill_in_restore_after)
+
+    @staticmethod
+    def _dying(records: list[MemMessage], after: int) -> Iterator[MemMessage]:
+        yield from records[:after]
+        raise ProcessKilled("restoring")
 
     def changelog_watermarks(self, partition: int) -> tuple[int, int]:
         assert self.changelog_topic is not None

@@ -311,3 +311,26 @@ def test_a_store_from_another_changelog_is_rebuilt(log: MemLog, tmp_path: Path) 
     assert sorted(kafka.changelog_reads) == [(0, None), (1, None)]
     assert all(len(wheel.store) == 0 for wheel in second.partitions.values())
     second.close()
+
+
+def test_two_aborts_in_a_row_lose_nothing_the_first_rewind_fired(
+    log: MemLog, tmp_path: Path
+) -> None:
+    """A rewind fires what fell due (its outputs wait for the next transaction);
+    when that transaction aborts too, the second rewind must fire it again: the
+    first rewind's writes must not have reached the store in between."""
+    clock = FakeClock()
+    tasks = tasks_on_both_partitions(log, clock.now_ms() + 1_000)
+    proc, kafka = processor(log, clock, tmp_path, "a", owns=[0, 1])
+    proc.run_once()  # the creates, committed
+    clock.advance(2_000)
+    kafka.producer.fail("commit", Fault.ABORTABLE)
+    proc.run_once()  # every task fires: aborted; the rewind fires them again, pending
+    kafka.producer.fail("produce", Fault.ABORTABLE)
+    proc.run_once()  # the pending firings: aborted too; the rewind fires them again
+    assert due_fire_ids(log) == Counter()
+    proc.run_once()
+    fired = due_fire_ids(log)
+    assert fired_tasks(log) == set(tasks), "a firing of the first rewind was lost"
+    assert all(n == 1 for n in fired.values()), fired
+    proc.close()
