@@ -14,6 +14,7 @@ import pytest
 from streams.config import Settings
 from streams.kafka.broker import EmbeddedBroker, free_loopback_port
 from streams.kafka.topics import ensure_topics
+from streams.ops.dev import DEV_SESSION_TIMEOUT_MS
 from streams.ops.procs import descendants, is_running
 from tests.support.cassandra import configured_points, drop_keyspace, fresh_keyspace
 from tests.support.harness import Pipeline
@@ -107,8 +108,8 @@ def settings(kafka_bootstrap: str, tmp_path: Path, cassandra_keyspace: str | Non
         api_token="test-admin-token",
         signing_secret="test-signing-secret",
         target_allowlist=("127.0.0.0/8",),
-        # The dev broker holds group joins for about half the session timeout.
-        session_timeout_ms=6000,
+        # The dev broker holds group joins for about half the session timeout: as dev.
+        session_timeout_ms=DEV_SESSION_TIMEOUT_MS,
     )
 
 
