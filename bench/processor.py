@@ -290,6 +290,13 @@ def main() -> None:
         help="capacity: also restart once with the code on this path (a checkout of main), "
         "on the same data, before this code's restart",
     )
+    parser.add_argument(
+        "--session-timeout-ms",
+        type=int,
+        default=6000,
+        help="the group session timeout of every role (the dev broker holds joins for "
+        "about half of it; a SIGKILLed member's partitions move after it)",
+    )
     args = parser.parse_args()
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kw-bench-")))
@@ -306,7 +313,7 @@ def main() -> None:
             topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
             partitions=PARTITIONS,
             data_dir=work / "data",
-            session_timeout_ms=6000,
+            session_timeout_ms=args.session_timeout_ms,
         )
         ensure_topics(settings)
         pipeline = Pipeline(settings, work / "logs")

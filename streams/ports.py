@@ -218,6 +218,12 @@ class ProcessorKafka(RoleKafka, Protocol):
         fall short of the end: a lower bound)."""
         ...
 
+    def changelog_reaches(self, partition: int, offset: int) -> bool:
+        """True when one tasks.state partition really holds offsets up to ``offset``
+        - 1 (its end is at least ``offset``), found by reading, not by asking for
+        the high watermark (which the dev broker reports short)."""
+        ...
+
 
 class DispatcherKafka(RoleKafka, Protocol):
     """The dispatcher's Kafka side: tasks.due in, results/commands/dead out."""

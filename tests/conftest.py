@@ -14,6 +14,7 @@ import pytest
 from streams.config import Settings
 from streams.kafka.broker import EmbeddedBroker, free_loopback_port
 from streams.kafka.topics import ensure_topics
+from streams.ops.dev import DEV_SESSION_TIMEOUT_MS, KAFKA_MIN_SESSION_TIMEOUT_MS
 from streams.ops.procs import descendants, is_running
 from tests.support.cassandra import configured_points, drop_keyspace, fresh_keyspace
 from tests.support.harness import Pipeline
@@ -93,7 +94,8 @@ def settings(kafka_bootstrap: str, tmp_path: Path, cassandra_keyspace: str | Non
     """Settings for one test: its own topic names, data directory and API port; the
     history store and read model in Cassandra when CASSANDRA_CONTACT_POINTS is set."""
     base = Settings()
-    if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip():
+    external = bool(os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip())
+    if not external:
         base = base.with_embedded_broker(kafka_bootstrap)  # the session's embedded broker
     return replace(
         base,
@@ -107,8 +109,9 @@ def settings(kafka_bootstrap: str, tmp_path: Path, cassandra_keyspace: str | Non
         api_token="test-admin-token",
         signing_secret="test-signing-secret",
         target_allowlist=("127.0.0.0/8",),
-        # The dev broker holds group joins for about half the session timeout.
-        session_timeout_ms=6000,
+        # As dev: the dev broker holds group joins for about half the session
+        # timeout, so short there; Kafka refuses a session under 6 s.
+        session_timeout_ms=KAFKA_MIN_SESSION_TIMEOUT_MS if external else DEV_SESSION_TIMEOUT_MS,
     )
 
 

@@ -18,7 +18,7 @@ from streams.kafka.clients import consume_batch, report_lag, seek_to_committed
 from streams.kafka.topics import COMMANDS, STATE
 from streams.kafka.transactions import FatalKafkaError, run_transaction
 from streams.ports import OutRecord, Rebalance
-from streams.wheel.changelog import read_partition
+from streams.wheel.changelog import changelog_reaches, read_partition
 
 TRANSACTION_TIMEOUT_MS = 10_000
 # Each transaction call (send offsets, commit, abort) waits at most this long.
@@ -128,6 +128,9 @@ class ConfluentProcessorKafka:
         tp = TopicPartition(self.state_topic, partition)
         low, high = self._consumer.get_watermark_offsets(tp, timeout=CALL_TIMEOUT_S, cached=False)
         return int(low), int(high)
+
+    def changelog_reaches(self, partition: int, offset: int) -> bool:
+        return changelog_reaches(self.settings, self.state_topic, partition, offset)
 
     def close(self) -> None:
         try:

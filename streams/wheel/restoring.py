@@ -55,7 +55,9 @@ class PartitionRestore:
         self.started = time.monotonic()
         self.store = PartitionStore(path)
         low, high = kafka.changelog_watermarks(number)
-        self.start = self.store.resume_from(low, high, now_ms)
+        self.start = self.store.resume_from(
+            low, high, now_ms, reaches=lambda offset: kafka.changelog_reaches(number, offset)
+        )
         if self.start is None:
             self.store.reset()
         self.next_offset = low if self.start is None else self.start

@@ -10,10 +10,12 @@ changelog offset it has applied (the offset of the next record to read), in
 the same SQLite transaction as the rows, so a process that restarts in the
 same slot reads only the changelog's tail. It is reused only when that
 checkpoint is consistent with the changelog (the offset lies between its low
-and high watermarks) and recent (:data:`REUSE_MAX_AGE_MS`: well inside the
-time a compacted changelog keeps tombstones, ``delete.retention.ms``, 24 h by
-default; an older file could miss a tombstone compaction removed). Anything
-else (no checkpoint, a torn or unreadable file) is rebuilt from the start.
+and high watermarks, or above the high when reading shows the changelog
+really reaches it: the dev broker's high is short) and recent
+(:data:`REUSE_MAX_AGE_MS`: well inside the time a compacted changelog keeps
+tombstones, ``delete.retention.ms``, 24 h by default; an older file could miss
+a tombstone compaction removed). Anything else (no checkpoint, a torn or
+unreadable file) is rebuilt from the start.
 
 A rebuild writes a fresh file without a journal (fast, and a crash during it
 leaves no checkpoint, so it is rebuilt again); afterwards the file runs in
@@ -27,7 +29,7 @@ import fcntl
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -77,14 +79,37 @@ class PartitionStore:
             log.warning("partition store %s is unreadable (%s): rebuilding it", path.name, exc)
             self._fresh()
 
-    def resume_from(self, low: int, high: int, now_ms: int) -> int | None:
+    def resume_from(
+        self,
+        low: int,
+        high: int,
+        now_ms: int,
+        reaches: Callable[[int], bool] | None = None,
+    ) -> int | None:
         """The changelog offset to read on from, when this file can be reused; None
         when it must be rebuilt (call :meth:`reset`). ``low``/``high``: the changelog
-        partition's watermarks."""
+        partition's watermarks, as the broker reports them.
+
+        A checkpoint above ``high`` is reused only when ``reaches(checkpoint)``
+        confirms, by reading, that the changelog really goes that far. The dev broker
+        reports a high up to one record batch short of the end, so a rebuild's
+        checkpoint (the true end, from the records it read) lies above it; on Kafka
+        it means the topic was recreated or truncated, and the read says no."""
         if self._checkpoint is None:
             return None
         offset, saved_at_ms = self._checkpoint
-        if not low <= offset <= high or not 0 <= now_ms - saved_at_ms <= REUSE_MAX_AGE_MS:
+        recent = 0 <= now_ms - saved_at_ms <= REUSE_MAX_AGE_MS
+        in_range = low <= offset <= high
+        if recent and high < offset and reaches is not None and reaches(offset):
+            log.info(
+                "partition store %s: checkpoint %d beyond the reported high %d, and the "
+                "changelog does reach it: reused",
+                self.path.name,
+                offset,
+                high,
+            )
+            in_range = low <= offset
+        if not in_range or not recent:
             log.info(
                 "partition store %s not reused: offset %d outside [%d, %d] or saved %d ms ago",
                 self.path.name,

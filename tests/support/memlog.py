@@ -272,6 +272,8 @@ class MemKafka:
     returned: list[MemMessage] = field(default_factory=list)
     # A restore dies after reading this many changelog records (None: it does not).
     kill_in_restore_after: int | None = None
+    # As the dev broker: the reported changelog high watermark falls this far short.
+    changelog_high_short_by: int = 0
     _callbacks: dict[str, Rebalance] = field(default_factory=dict)
     _script: deque[_Rebalance] = field(default_factory=deque)
 
@@ -376,7 +378,12 @@ class MemKafka:
 
     def changelog_watermarks(self, partition: int) -> tuple[int, int]:
         assert self.changelog_topic is not None
-        return 0, len(self.log.read(self.changelog_topic, partition))
+        end = len(self.log.read(self.changelog_topic, partition))
+        return 0, max(end - self.changelog_high_short_by, 0)
+
+    def changelog_reaches(self, partition: int, offset: int) -> bool:
+        assert self.changelog_topic is not None
+        return len(self.log.read(self.changelog_topic, partition)) >= offset
 
     # --- streams.ports.DispatcherKafka --------------------------------------------
 

@@ -188,3 +188,25 @@ def test_a_processor_that_owns_nothing_restores_its_assignment_at_once(
     assert sorted(proc.partitions) == [0, 1]
     assert kafka.paused_partitions == set()
     proc.close()
+
+
+def test_a_rebuilds_checkpoint_beyond_a_short_high_watermark_is_checked_and_reused(
+    log: MemLog, tmp_path: Path
+) -> None:
+    """The dev broker reports a changelog's high up to one batch short of its end. A
+    store whose checkpoint is a rebuild's true end (no step recorded a shorter one
+    since) is reused once reading shows the changelog does reach it."""
+    clock = FakeClock()
+    far = partition_one_with_a_changelog(log, clock, tmp_path)
+    first, kafka = processor(log, clock, tmp_path / "a", "a", owns=[0, 1])
+    kafka.changelog_high_short_by = 5
+    first.run_once()  # rebuilt from the start; its checkpoint is the changelog's end
+    assert kafka.changelog_reads == [(0, None), (1, None)]
+    for wheel in first.partitions.values():  # killed before any step
+        wheel.close(remove_store=False)
+    second, kafka2 = processor(log, clock, tmp_path / "a", "a", owns=[0, 1])
+    kafka2.changelog_high_short_by = 5
+    second.run_once()
+    assert sorted(kafka2.changelog_reads) == [(0, 0), (1, len(far))]
+    assert len(second.partitions[1].store) == len(far)
+    second.close()

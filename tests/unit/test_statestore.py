@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from streams.wheel.statestore import REUSE_MAX_AGE_MS, PartitionStore
@@ -130,3 +131,35 @@ def test_a_slots_file_in_use_by_another_process_is_not_shared(tmp_path: Path) ->
     again = PartitionStore(path)
     assert again.path == path
     assert again.resume_from(0, 1, NOW) == 1
+
+
+def test_a_checkpoint_beyond_the_reported_high_is_reused_only_when_reading_confirms_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "p8.sqlite3"
+    first = PartitionStore(path)
+    first.load([("a", 100, b"a1")], next_offset=10, now_ms=NOW)  # a rebuild's true end
+    first.close(remove=False)
+    again = PartitionStore(path)
+    asked: list[int] = []
+
+    def reaches(answer: bool) -> Callable[[int], bool]:
+        def check(offset: int) -> bool:
+            asked.append(offset)
+            return answer
+
+        return check
+
+    # The dev broker's high, one batch short of the end: verified by reading.
+    assert again.resume_from(0, 8, NOW, reaches(True)) == 10
+    assert asked == [10]
+    # The changelog does not go that far (recreated, truncated): rebuilt.
+    assert again.resume_from(0, 8, NOW, reaches(False)) is None
+    assert again.resume_from(0, 8, NOW) is None  # nobody can check: rebuilt
+    # Within the watermarks nothing is read; too old is rebuilt whatever the read says.
+    asked.clear()
+    assert again.resume_from(0, 10, NOW, reaches(False)) == 10
+    assert again.resume_from(0, 8, NOW + REUSE_MAX_AGE_MS + 1, reaches(True)) is None
+    assert again.resume_from(11, 20, NOW, reaches(True)) is None  # deleted records
+    assert asked == []
+    again.close()
