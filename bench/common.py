@@ -13,15 +13,20 @@ from typing import Any
 
 from streams.config import Settings
 from streams.kafka.broker import EmbeddedBroker, free_loopback_port
+from streams.ops.dev import dev_session_timeout_ms
 
 
 def bench_settings(stack: ExitStack, **overrides: Any) -> tuple[Settings, Path]:
     """Settings for one bench run, and its work directory (both gone with ``stack``).
 
     The broker is KAFKA_BOOTSTRAP_SERVERS when set, else an embedded one; topics
-    get a fresh prefix, roles a short session and loopback targets."""
+    get a fresh prefix, roles dev's session (unless KRONWHEEL_SESSION_TIMEOUT_MS
+    says) and loopback targets."""
     base = Settings.from_env()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    session_ms = base.session_timeout_ms
+    if Settings.env_name("session_timeout_ms") not in os.environ:
+        session_ms = dev_session_timeout_ms(embedded=not bootstrap)
     if not bootstrap:
         bootstrap = stack.enter_context(EmbeddedBroker()).bootstrap_servers
         base = base.with_embedded_broker(bootstrap)
@@ -34,7 +39,7 @@ def bench_settings(stack: ExitStack, **overrides: Any) -> tuple[Settings, Path]:
         api_port=free_loopback_port(),
         partitions=6,
         target_allowlist=("127.0.0.0/8",),
-        session_timeout_ms=6000,
+        session_timeout_ms=session_ms,
     )
     return replace(settings, **overrides), work
 

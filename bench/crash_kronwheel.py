@@ -5,7 +5,8 @@ their slots (each fences its dead predecessor).
 The processes are those of ``kronwheel dev`` (a processor, a dispatcher, the
 API; the embedded broker unless KAFKA_BOOTSTRAP_SERVERS is set), started by
 the bench through tests/support/harness.py (``bench.systems.KronwheelRoles``),
-with its settings: the topics' default partitions and a 6 s session timeout.
+with its settings: the topics' default partitions and its session timeout (2 s
+on the embedded broker, 6 s on Kafka: ``streams.ops.dev.dev_session_timeout_ms``).
 Tasks are created through ``POST /v1/tasks:batch`` (1,000 per call, 4 calls
 in flight), every call accepted (202: on ``tasks.commands``) before the first
 task falls due.

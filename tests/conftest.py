@@ -14,7 +14,7 @@ import pytest
 from streams.config import Settings
 from streams.kafka.broker import EmbeddedBroker, free_loopback_port
 from streams.kafka.topics import ensure_topics
-from streams.ops.dev import DEV_SESSION_TIMEOUT_MS, KAFKA_MIN_SESSION_TIMEOUT_MS
+from streams.ops.dev import dev_session_timeout_ms
 from streams.ops.procs import descendants, is_running
 from tests.support.cassandra import configured_points, drop_keyspace, fresh_keyspace
 from tests.support.harness import Pipeline
@@ -111,7 +111,7 @@ def settings(kafka_bootstrap: str, tmp_path: Path, cassandra_keyspace: str | Non
         target_allowlist=("127.0.0.0/8",),
         # As dev: the dev broker holds group joins for about half the session
         # timeout, so short there; Kafka refuses a session under 6 s.
-        session_timeout_ms=KAFKA_MIN_SESSION_TIMEOUT_MS if external else DEV_SESSION_TIMEOUT_MS,
+        session_timeout_ms=dev_session_timeout_ms(embedded=not external),
     )
 
 

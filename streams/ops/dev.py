@@ -51,6 +51,13 @@ DEV_SESSION_TIMEOUT_MS = 2000
 # With an external broker: Apache Kafka refuses a join with less
 # (group.min.session.timeout.ms is 6 s by default).
 KAFKA_MIN_SESSION_TIMEOUT_MS = 6000
+
+
+def dev_session_timeout_ms(embedded: bool) -> int:
+    """The session dev's roles get (and the tests' and benchmarks' too)."""
+    return DEV_SESSION_TIMEOUT_MS if embedded else KAFKA_MIN_SESSION_TIMEOUT_MS
+
+
 CHECK_EVERY_S = 0.2
 # While waiting for readiness, say which roles are slow after this long.
 READY_NAG_S = 30.0
@@ -74,9 +81,7 @@ def _dev_settings(settings: Settings, token: str, embedded: bool) -> Settings:
     }
     if Settings.env_name("session_timeout_ms") not in os.environ:
         # The dev broker holds group joins for half the session timeout; keep it short.
-        changes["session_timeout_ms"] = (
-            DEV_SESSION_TIMEOUT_MS if embedded else KAFKA_MIN_SESSION_TIMEOUT_MS
-        )
+        changes["session_timeout_ms"] = dev_session_timeout_ms(embedded)
     return replace(settings, **changes)
 
 
