@@ -24,7 +24,7 @@ from streams.kafka.assignment import Membership, transactional_suffix
 from streams.kafka.brokerwatch import BrokerWatch
 from streams.kafka.clients import consume_batch, report_lag, seek_to_committed
 from streams.kafka.topics import DUE
-from streams.kafka.transactions import FatalKafkaError, run_transaction
+from streams.kafka.transactions import FatalKafkaError, flush_quietly, run_transaction
 from streams.ports import OutRecord, Rebalance
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,9 @@ class ConfluentDispatcherKafka:
     def close(self) -> None:
         """Leave the group (runs the revoke callback, which commits), then flush."""
         try:
-            self._membership.before_close()  # static mode: the revoke callback
-            self.consumer.close()
+            try:
+                self._membership.before_close()  # static mode: the revoke callback
+            finally:
+                self.consumer.close()  # group mode: runs the revoke callback
         finally:
-            self.producer.flush(TXN_TIMEOUT_S)
+            flush_quietly(self.producer, TXN_TIMEOUT_S)

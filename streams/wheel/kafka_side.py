@@ -17,7 +17,7 @@ from streams.kafka.assignment import Membership, transactional_suffix
 from streams.kafka.brokerwatch import BrokerWatch
 from streams.kafka.clients import consume_batch, report_lag, seek_to_committed
 from streams.kafka.topics import COMMANDS, STATE
-from streams.kafka.transactions import FatalKafkaError, run_transaction
+from streams.kafka.transactions import FatalKafkaError, flush_quietly, run_transaction
 from streams.ports import OutRecord, Rebalance
 from streams.wheel.changelog import changelog_reaches, read_partition
 
@@ -128,7 +128,9 @@ class ConfluentProcessorKafka:
 
     def close(self) -> None:
         try:
-            self._membership.before_close()  # static mode: the revoke callback
-            self._consumer.close()  # group mode: runs the revoke callback
+            try:
+                self._membership.before_close()  # static mode: the revoke callback
+            finally:
+                self._consumer.close()  # group mode: runs the revoke callback
         finally:
-            self._producer.flush(CALL_TIMEOUT_S)
+            flush_quietly(self._producer, CALL_TIMEOUT_S)
