@@ -152,6 +152,22 @@ def lock_data_dir(data_dir: Path) -> IO[bytes]:
     return handle
 
 
+def dev_holds(data_dir: Path) -> bool:
+    """Whether a running ``kronwheel dev`` holds this data directory's lock. Its
+    processor assigns partitions statically on the embedded broker, so no group
+    shows it running: a tool that must not run beside it asks this too."""
+    path = data_dir / LOCK_FILE
+    if not path.exists():
+        return False
+    with path.open("rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
 def dev_dispatchers(settings: Settings, cores: int | None, partitions: int) -> int:
     """How many dispatchers dev runs: ``KRONWHEEL_DEV_DISPATCHERS``, else one per
     core and at least two, never more than tasks.due has partitions (a member
