@@ -6,7 +6,9 @@ The processes are those of ``kronwheel dev`` (a processor, a dispatcher, the
 API; the embedded broker unless KAFKA_BOOTSTRAP_SERVERS is set), started by
 the bench through tests/support/harness.py (``bench.systems.KronwheelRoles``),
 with its settings: the topics' default partitions and its session timeout (2 s
-on the embedded broker, 6 s on Kafka: ``streams.ops.dev.dev_session_timeout_ms``).
+on the embedded broker, 6 s on Kafka: ``streams.ops.dev.dev_session_timeout_ms``)
+and its assignment (static on the embedded broker, so a restarted role owns its
+partitions in its first poll; the group on Kafka: ``streams.ops.dev.dev_assignment``).
 Tasks are created through ``POST /v1/tasks:batch`` (1,000 per call, 4 calls
 in flight), every call accepted (202: on ``tasks.commands``) before the first
 task falls due.
@@ -28,11 +30,11 @@ import aiohttp
 
 from bench.common import bench_settings
 from bench.crash_child import now_ms
-from bench.systems import IN_FLIGHT, KronwheelRoles, task_body
+from bench.systems import IN_FLIGHT, KronwheelRoles, dev_pipeline, task_body
 from bench.workloads import Workload
 from streams.kafka.records import decode_due
 from streams.kafka.topics import DUE, ensure_topics
-from tests.support.harness import Pipeline, RoleProcess, read_topic
+from tests.support.harness import RoleProcess, read_topic
 
 # The roles' text log lines start with asctime, local time, milliseconds after a comma.
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
@@ -111,7 +113,7 @@ class KronwheelCrash(KronwheelRoles):
             target_allowlist=("127.0.0.0/8", "::1"),
         )
         ensure_topics(self.settings)
-        self._pipeline = Pipeline(self.settings, work / "logs")
+        self._pipeline = dev_pipeline(self.settings, work)
         self._stack.callback(self._pipeline.stop_all)
         started = self._pipeline.start_ready("processor", "dispatcher", "api")
         self.alive: dict[str, RoleProcess] = {r: started[r] for r in ("processor", "dispatcher")}

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import time
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -34,9 +34,11 @@ import aiohttp
 from bench.common import bench_settings
 from bench.procstat import TreeSampler
 from bench.workloads import Workload
+from streams.config import Settings
 from streams.core.timefmt import format_rfc3339_ms
 from streams.kafka.broker import free_loopback_port
 from streams.kafka.topics import ensure_topics
+from streams.ops.dev import dev_assignment
 from streams.ops.procs import spawn, stop, wait_for_http_ok
 from tests.support.harness import Pipeline
 
@@ -164,7 +166,7 @@ class KronwheelRoles(KronwheelDev):
             target_allowlist=("127.0.0.0/8", "::1"),
         )
         ensure_topics(settings)
-        pipeline = Pipeline(settings, work / "logs")
+        pipeline = dev_pipeline(settings, work)
         self._stack.callback(pipeline.stop_all)  # SIGTERM: the profiles get written
         pipeline.start_ready("processor", "dispatcher", "api")
         self._pipeline = pipeline
@@ -177,6 +179,19 @@ class KronwheelRoles(KronwheelDev):
 
     def log_tail(self) -> str:
         return "\n".join(r.log_text()[-1000:] for r in self._pipeline.roles)
+
+
+# The partition-owning roles these benches start, one process each (as dev with
+# KRONWHEEL_DEV_DISPATCHERS=1).
+DEV_MEMBERS = {"processor": 1, "dispatcher": 1}
+
+
+def dev_pipeline(settings: Settings, work: Path) -> Pipeline:
+    """A pipeline of roles as ``kronwheel dev`` runs them: static assignment on the
+    embedded broker (``streams.ops.dev.dev_assignment``), group mode on Kafka."""
+    embedded = not os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    settings = replace(settings, assignment=dev_assignment(embedded))
+    return Pipeline(settings, work / "logs", members=dict(DEV_MEMBERS))
 
 
 def task_body(key: str, due_ms: int, url: str) -> dict[str, Any]:

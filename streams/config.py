@@ -30,6 +30,7 @@ from typing import Any, get_args, get_type_hints
 DEFAULT_API_PORT = 8080
 LOG_FORMATS = ("text", "json")
 MEMBERSHIP_CHOICES = ("auto", "on", "off")
+ASSIGNMENT_CHOICES = ("group", "static")
 
 # The contract topics. Their physical names (prefix + name) are computed once,
 # when a Settings object is built; see Settings.topics.
@@ -115,6 +116,19 @@ class Settings:
         "auto",
         "group.instance.id per slot: auto (off on the embedded broker), on, off",
         choices=MEMBERSHIP_CHOICES,
+    )
+    # How the processor and the dispatcher get their partitions: from the broker's
+    # group coordinator, or "static": member index of count takes p % count == index
+    # with no coordinator (only safe when one supervisor starts every member and
+    # owns the broker: kronwheel dev; streams.kafka.assignment says why).
+    assignment: str = _setting(
+        "KRONWHEEL_ASSIGNMENT", "group", "group or static (dev)", choices=ASSIGNMENT_CHOICES
+    )
+    member_index: int | None = _setting(
+        "KRONWHEEL_MEMBER_INDEX", None, "static assignment: this member's index", minimum=0
+    )
+    member_count: int | None = _setting(
+        "KRONWHEEL_MEMBER_COUNT", None, "static assignment: members of the role", minimum=1
     )
     # Group membership: a dead member's partitions move after this. The dev
     # broker also holds joins for about half of it, so dev and tests use less.
@@ -318,7 +332,7 @@ def group_membership(settings: Settings, group_id: str) -> dict[str, Any]:
     """The group.instance.id of this slot's member of ``group_id`` when membership is
     static (see ``Settings.static_membership``), else nothing. Only for a role's
     one group consumer: two live members with one id fence each other."""
-    if settings.static_membership == "off":
+    if settings.static_membership == "off" or settings.assignment == "static":
         return {}
     # Kafka takes at most 249 of [a-zA-Z0-9._-] here (a group id may hold more).
     instance = re.sub(r"[^a-zA-Z0-9._-]", "_", f"{group_id}-{settings.slot}")[:249]

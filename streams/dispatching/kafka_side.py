@@ -20,10 +20,11 @@ from collections.abc import Mapping, Sequence
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from streams.config import Settings, consumer_config, group_membership, producer_config
+from streams.kafka.assignment import Membership, transactional_suffix
 from streams.kafka.brokerwatch import BrokerWatch
 from streams.kafka.clients import consume_batch, report_lag, seek_to_committed
 from streams.kafka.topics import DUE
-from streams.kafka.transactions import FatalKafkaError, run_transaction
+from streams.kafka.transactions import FatalKafkaError, flush_quietly, run_transaction
 from streams.ports import OutRecord, Rebalance
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ def group_id(settings: Settings) -> str:
 
 
 def transactional_id(settings: Settings) -> str:
-    return f"{settings.topic_prefix}kronwheel-dispatcher-{settings.slot}"
+    return f"{settings.topic_prefix}kronwheel-dispatcher-{transactional_suffix(settings)}"
 
 
 class ConfluentDispatcherKafka:
@@ -61,6 +62,8 @@ class ConfluentDispatcherKafka:
                 **{"transactional.id": transactional_id(settings)},
             )
         )
+        # Group or static assignment (KRONWHEEL_ASSIGNMENT; streams.kafka.assignment).
+        self._membership = Membership(self.consumer, self.due_topic, settings)
         self._lag_checked = 0.0
         self._paused: set[int] = set()  # partitions this side paused (pause())
         self._last_poll = 0.0
@@ -68,12 +71,7 @@ class ConfluentDispatcherKafka:
     def subscribe(self, on_assign: Rebalance, on_revoke: Rebalance, on_lost: Rebalance) -> None:
         # Fences a dead predecessor in this slot and ends its open transaction.
         self.producer.init_transactions(TXN_TIMEOUT_S)
-        self.consumer.subscribe(
-            [self.due_topic],
-            on_assign=lambda _c, tps: on_assign([tp.partition for tp in tps]),
-            on_revoke=lambda _c, tps: on_revoke([tp.partition for tp in tps]),
-            on_lost=lambda _c, tps: on_lost([tp.partition for tp in tps]),
-        )
+        self._membership.join(on_assign, on_revoke, on_lost)
 
     def last_poll_monotonic(self) -> float:
         return self._last_poll
@@ -82,6 +80,7 @@ class ConfluentDispatcherKafka:
         return self.broker.connected()
 
     def poll(self, max_messages: int, timeout_s: float) -> list[Message]:
+        self._membership.before_poll()  # static mode: the assignment, in the first poll
         messages = consume_batch(self.consumer, max_messages, timeout_s)
         self._last_poll = time.monotonic()
         for message in messages:
@@ -132,6 +131,9 @@ class ConfluentDispatcherKafka:
     def close(self) -> None:
         """Leave the group (runs the revoke callback, which commits), then flush."""
         try:
-            self.consumer.close()
+            try:
+                self._membership.before_close()  # static mode: the revoke callback
+            finally:
+                self.consumer.close()  # group mode: runs the revoke callback
         finally:
-            self.producer.flush(TXN_TIMEOUT_S)
+            flush_quietly(self.producer, TXN_TIMEOUT_S)

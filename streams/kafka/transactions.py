@@ -185,3 +185,12 @@ def _abort(producer: TransactionalProducer, error: KafkaError, timeout_s: float)
         producer.abort_transaction(timeout_s)
     except KafkaException as exc:
         raise FatalKafkaError.of(exc.args[0], "abort_transaction") from exc
+
+
+def flush_quietly(producer: Any, timeout_s: float) -> None:
+    """Flush on the way out. A fenced producer's flush raises its fatal error again,
+    which would hide the error the role is stopping for (and its exit path)."""
+    try:
+        producer.flush(timeout_s)
+    except KafkaException as exc:
+        log.warning("flush on close failed: %s", exc.args[0])

@@ -58,6 +58,36 @@ def dev_session_timeout_ms(embedded: bool) -> int:
     return DEV_SESSION_TIMEOUT_MS if embedded else KAFKA_MIN_SESSION_TIMEOUT_MS
 
 
+def dev_assignment(embedded: bool) -> str:
+    """How dev's processor and dispatchers get their partitions (and the tests' and
+    benchmarks' that follow dev): ``static`` on the embedded broker, whose group
+    coordinator holds a restarted member's join for seconds; ``group`` with an
+    external broker, where the static argument does not hold (streams.kafka.assignment).
+    KRONWHEEL_ASSIGNMENT=group selects group mode on the embedded broker too."""
+    chosen = os.environ.get(Settings.env_name("assignment"), "").strip().lower()
+    if not embedded:
+        if chosen == "static":
+            raise ValueError(
+                "KRONWHEEL_ASSIGNMENT=static is only safe on dev's embedded broker, "
+                "which dev owns with every member: unset it with KAFKA_BOOTSTRAP_SERVERS"
+            )
+        return "group"
+    return chosen or "static"
+
+
+def member_slot(role: str, dispatchers: int) -> tuple[int, int] | None:
+    """(index, count) of a dev role's static member: the processor is 0 of 1;
+    ``dispatcher`` is 0, ``dispatcher-N`` is N-1, of ``dispatchers``. None for
+    the roles that own no partitions."""
+    if role == "processor":
+        return 0, 1
+    if role == DISPATCHER:
+        return 0, dispatchers
+    if role.startswith(f"{DISPATCHER}-"):
+        return int(role.rsplit("-", 1)[1]) - 1, dispatchers
+    return None
+
+
 CHECK_EVERY_S = 0.2
 # While waiting for readiness, say which roles are slow after this long.
 READY_NAG_S = 30.0
@@ -74,10 +104,11 @@ def _raise_stop(_signum: int, _frame: FrameType | None) -> None:
 
 def _dev_settings(settings: Settings, token: str, embedded: bool) -> Settings:
     """What dev changes for its roles: the token, loopback targets, a short session
-    (shorter still on the embedded broker, which allows it)."""
+    (shorter still on the embedded broker, which allows it), the assignment."""
     changes: dict[str, Any] = {
         "api_token": token,
         "target_allowlist": (*settings.target_allowlist, *LOOPBACK_ALLOWLIST),
+        "assignment": dev_assignment(embedded),
     }
     if Settings.env_name("session_timeout_ms") not in os.environ:
         # The dev broker holds group joins for half the session timeout; keep it short.
@@ -119,6 +150,22 @@ def lock_data_dir(data_dir: Path) -> IO[bytes]:
             "KRONWHEEL_DATA_DIR to another directory"
         ) from None
     return handle
+
+
+def dev_holds(data_dir: Path) -> bool:
+    """Whether a running ``kronwheel dev`` holds this data directory's lock. Its
+    processor assigns partitions statically on the embedded broker, so no group
+    shows it running: a tool that must not run beside it asks this too."""
+    path = data_dir / LOCK_FILE
+    if not path.exists():
+        return False
+    with path.open("rb") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
 
 
 def dev_dispatchers(settings: Settings, cores: int | None, partitions: int) -> int:
@@ -163,6 +210,11 @@ def _role_specs(
     for role in role_names(dispatchers, keeper=kept_path is not None):
         # A fixed slot: a restarted role takes its predecessor's place (and fences it).
         own = replace(settings, slot=f"dev-{role}", metrics_port=ops_ports.get(role))
+        member = member_slot(role, dispatchers)
+        if settings.assignment == "static" and member is not None:
+            # A fixed (index, count) per slot: the restarted role owns what its
+            # predecessor owned, under the same transactional id (it fences it).
+            own = replace(own, member_index=member[0], member_count=member[1])
         role_env = {**env, **own.to_env()}
         if role == "api" and kept_path is not None:
             role_env[JOURNAL_ENV] = str(kept_path)

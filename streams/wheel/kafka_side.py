@@ -13,10 +13,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
 from streams.config import Settings, consumer_config, group_membership, producer_config
+from streams.kafka.assignment import Membership, transactional_suffix
 from streams.kafka.brokerwatch import BrokerWatch
 from streams.kafka.clients import consume_batch, report_lag, seek_to_committed
 from streams.kafka.topics import COMMANDS, STATE
-from streams.kafka.transactions import FatalKafkaError, run_transaction
+from streams.kafka.transactions import FatalKafkaError, flush_quietly, run_transaction
 from streams.ports import OutRecord, Rebalance
 from streams.wheel.changelog import changelog_reaches, read_partition
 
@@ -32,7 +33,7 @@ def group_id(settings: Settings) -> str:
 
 
 def transactional_id(settings: Settings) -> str:
-    return f"{settings.topic_prefix}kronwheel-processor-{settings.slot}"
+    return f"{settings.topic_prefix}kronwheel-processor-{transactional_suffix(settings)}"
 
 
 class ConfluentProcessorKafka:
@@ -61,6 +62,8 @@ class ConfluentProcessorKafka:
                 },
             )
         )
+        # Group or static assignment (KRONWHEEL_ASSIGNMENT; streams.kafka.assignment).
+        self._membership = Membership(self._consumer, self.commands_topic, settings)
         self._lag_at = 0.0
 
     def broker_connected(self) -> bool:
@@ -68,21 +71,12 @@ class ConfluentProcessorKafka:
 
     def subscribe(self, on_assign: Rebalance, on_revoke: Rebalance, on_lost: Rebalance) -> None:
         self._producer.init_transactions(INIT_TIMEOUT_S)  # fences a dead predecessor
-
-        def assigned(consumer: Consumer, tps: list[TopicPartition]) -> None:
-            # Assign here rather than after the callback returns (the client's
-            # default), so that the callback can pause what it is not ready to read.
-            consumer.incremental_assign(tps)
-            on_assign([tp.partition for tp in tps])
-
-        self._consumer.subscribe(
-            [self.commands_topic],
-            on_assign=assigned,
-            on_revoke=lambda _c, tps: on_revoke([tp.partition for tp in tps]),
-            on_lost=lambda _c, tps: on_lost([tp.partition for tp in tps]),
-        )
+        # Assign inside the callback rather than after it returns (the client's
+        # default), so that the callback can pause what it is not ready to read.
+        self._membership.join(on_assign, on_revoke, on_lost, assign_in_callback=True)
 
     def poll(self, max_messages: int, timeout_s: float) -> list[Message]:
+        self._membership.before_poll()  # static mode: the assignment, in the first poll
         messages = consume_batch(self._consumer, max_messages, timeout_s)
         for message in messages:
             error = message.error()
@@ -134,6 +128,9 @@ class ConfluentProcessorKafka:
 
     def close(self) -> None:
         try:
-            self._consumer.close()  # runs the revoke callback
+            try:
+                self._membership.before_close()  # static mode: the revoke callback
+            finally:
+                self._consumer.close()  # group mode: runs the revoke callback
         finally:
-            self._producer.flush(CALL_TIMEOUT_S)
+            flush_quietly(self._producer, CALL_TIMEOUT_S)

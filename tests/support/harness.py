@@ -42,6 +42,7 @@ class RoleProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     slot: str = ""
+    member_index: int | None = None  # static assignment only
 
     def log_text(self) -> str:
         return self.log_path.read_text("utf-8", "replace") if self.log_path.exists() else ""
@@ -52,18 +53,29 @@ class Pipeline:
     settings: Settings
     log_dir: Path
     roles: list[RoleProcess] = field(default_factory=list)
+    # With settings.assignment "static" (as dev on its embedded broker): how many
+    # members each partition-owning role has; each new process takes the next index.
+    members: dict[str, int] = field(default_factory=dict)
 
-    def start(self, role: str, slot: str | None = None) -> RoleProcess:
+    def start(
+        self, role: str, slot: str | None = None, member_index: int | None = None
+    ) -> RoleProcess:
         """Start a role. Each process of a role gets its own slot ("processor-1");
-        pass a dead process's slot to restart it in its place (it fences the dead one)."""
+        pass a dead process's slot (and member index) to restart it in its place
+        (it fences the dead one)."""
+        started_before = sum(1 for r in self.roles if r.role == role)
         if slot is None:
-            slot = f"{role}-{sum(1 for r in self.roles if r.role == role)}"
+            slot = f"{role}-{started_before}"
         env = {
             **os.environ,
             **self.settings.to_env(),
             "KRONWHEEL_SLOT": slot,
             "PYTHONUNBUFFERED": "1",
         }
+        if self.settings.assignment == "static" and role in self.members:
+            member_index = started_before if member_index is None else member_index
+            env["KRONWHEEL_MEMBER_INDEX"] = str(member_index)
+            env["KRONWHEEL_MEMBER_COUNT"] = str(self.members[role])
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{role}-{len(self.roles)}.log"
         with log_path.open("ab") as log_file:
@@ -73,7 +85,7 @@ class Pipeline:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
-        started = RoleProcess(role, process, log_path, slot)
+        started = RoleProcess(role, process, log_path, slot, member_index)
         self.roles.append(started)
         return started
 
@@ -126,7 +138,7 @@ class Pipeline:
 
     def restart(self, role: RoleProcess) -> RoleProcess:
         """Start the role again in the dead process's slot (it fences its predecessor)."""
-        return self.start(role.role, slot=role.slot)
+        return self.start(role.role, slot=role.slot, member_index=role.member_index)
 
     def stop_all(self) -> dict[str, int]:
         codes = {}

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from streams.config import Settings
-from streams.ops.dev import DataDirInUse, lock_data_dir, reset_data_dir
+from streams.ops.dev import DataDirInUse, dev_holds, lock_data_dir, reset_data_dir
+from streams.ops.replay.state import refuse_while_processors_run
 
 
 def test_reset_empties_the_data_directory_but_keeps_its_lock(tmp_path: Path) -> None:
@@ -35,3 +36,16 @@ def test_one_dev_per_data_directory(tmp_path: Path) -> None:
     finally:
         held.close()
     lock_data_dir(tmp_path / "data").close()  # free again once the first one ends
+
+
+def test_a_tool_sees_dev_running_by_its_data_directory_lock(tmp_path: Path) -> None:
+    # Static assignment leaves dev's processor in no group; replay state asks this.
+    assert not dev_holds(tmp_path)
+    held = lock_data_dir(tmp_path)
+    try:
+        assert dev_holds(tmp_path)
+        with pytest.raises(SystemExit, match="kronwheel dev is running"):
+            refuse_while_processors_run(Settings(data_dir=tmp_path))
+    finally:
+        held.close()
+    assert not dev_holds(tmp_path)

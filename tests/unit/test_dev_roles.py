@@ -7,10 +7,13 @@ from dataclasses import replace
 import pytest
 
 from streams.config import Settings
+from streams.kafka.assignment import owned_partitions, static_member
 from streams.ops.dev import (
     DEV_SESSION_TIMEOUT_MS,
     KAFKA_MIN_SESSION_TIMEOUT_MS,
     _dev_settings,
+    _role_specs,
+    dev_assignment,
     dev_dispatchers,
     role_names,
 )
@@ -53,3 +56,39 @@ def test_dev_uses_a_short_session_on_the_embedded_broker_and_kafkas_minimum_else
     monkeypatch.setenv(Settings.env_name("session_timeout_ms"), "9000")
     chosen = replace(Settings(), session_timeout_ms=9000)
     assert _dev_settings(chosen, "token", embedded=True).session_timeout_ms == 9000
+
+
+def test_dev_assigns_statically_on_the_embedded_broker_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(Settings.env_name("assignment"), raising=False)
+    assert _dev_settings(Settings(), "token", embedded=True).assignment == "static"
+    assert _dev_settings(Settings(), "token", embedded=False).assignment == "group"
+    monkeypatch.setenv(Settings.env_name("assignment"), "group")
+    assert dev_assignment(embedded=True) == "group"
+    monkeypatch.setenv(Settings.env_name("assignment"), "static")
+    with pytest.raises(ValueError, match="only safe"):
+        dev_assignment(embedded=False)
+
+
+@pytest.mark.parametrize("dispatchers", [1, 2, 3, 5])
+def test_dev_gives_every_partition_one_static_owner_per_role(
+    dispatchers: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(Settings.env_name("assignment"), raising=False)
+    for name in ("member_index", "member_count"):
+        monkeypatch.delenv(Settings.env_name(name), raising=False)
+    settings = _dev_settings(Settings(bootstrap_servers="127.0.0.1:1"), "t", embedded=True)
+    specs = _role_specs(settings, {}, None, dispatchers)
+    members: dict[str, list[tuple[int, int]]] = {}
+    for spec in specs:
+        own = Settings.from_env(spec.env)
+        if spec.name in ("processor", "dispatcher") or spec.name.startswith("dispatcher-"):
+            role = spec.name.split("-")[0]
+            members.setdefault(role, []).append(static_member(own))
+        else:
+            assert own.member_index is None
+    assert members["processor"] == [(0, 1)]
+    assert sorted(members["dispatcher"]) == [(i, dispatchers) for i in range(dispatchers)]
+    owners = [p for i, n in members["dispatcher"] for p in owned_partitions(i, n, 12)]
+    assert sorted(owners) == list(range(12))

@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from streams.kafka.transactions import (
     ErrorKind,
     FatalKafkaError,
     TransactionAborted,
     classify,
+    flush_quietly,
     produce_retrying,
     run_transaction,
 )
@@ -102,3 +103,11 @@ def test_a_full_queue_is_polled_and_the_record_sent_again() -> None:
     assert producer.sent == [
         {"topic": "t", "key": b"k", "value": b"v", "headers": [("h", b"1")], "partition": 2}
     ]
+
+
+def test_a_fenced_producers_flush_on_close_does_not_hide_why_the_role_stops() -> None:
+    class FencedProducer:
+        def flush(self, timeout: float) -> int:
+            raise KafkaException(KafkaError(KafkaError._FENCED, "fenced", fatal=True))
+
+    flush_quietly(FencedProducer(), 1.0)  # logged, not raised

@@ -317,7 +317,14 @@ def write_changelog(settings: Settings, rebuilt: dict[Slot, TaskState], stale: s
 
 def refuse_while_processors_run(settings: Settings) -> None:
     """A running processor would write the changelog at the same time: refuse."""
+    from streams.ops.dev import dev_holds
     from streams.timewheel import group_id
+
+    if dev_holds(settings.data_dir):  # its processor is in no group (static assignment)
+        raise SystemExit(
+            f"kronwheel dev is running on {settings.data_dir}: stop it first "
+            "(its processor writes tasks.state too), or pass --force"
+        )
 
     group = group_id(settings)
     admin = AdminClient(kafka_config(settings, "admin"))
