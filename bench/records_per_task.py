@@ -1,0 +1,356 @@
+"""What the broker stores per task: records, bytes, transaction markers and
+offset commits on each kronwheel topic (issue 15: the embedded broker is the
+largest share of ``kronwheel dev``'s CPU).
+
+    python -m bench.records_per_task [--tasks 2000]
+    KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 python -m bench.records_per_task
+
+Runs ``kronwheel dev`` (the embedded broker, or the one in
+KAFKA_BOOTSTRAP_SERVERS, with topics of a fresh prefix) with its defaults,
+creates ``--tasks`` one-time tasks with ``POST /v1/tasks:batch`` (as
+``bench compare`` does: 1,000 per call, due at 1,667/s, created ``--lead-s``
+ahead), waits until every one called back a loopback sink, and then, before
+stopping dev (the embedded broker keeps nothing), reads every topic. How each
+number is obtained:
+
+* records, bytes (key + value + headers, uncompressed), tombstones: every
+  record a read_uncommitted reader gets (aborted records included);
+* aborted: that count minus a read_committed reader's (on the dev broker,
+  which shows aborted records to read_committed readers too, always 0);
+* markers: offsets between the low and high watermark that no reader gets,
+  i.e. transaction commit/abort markers (one per partition a transaction
+  wrote to); nothing is compacted in a run this short;
+* processor transactions: the processor's ``kronwheel_transactions_total``
+  (its /metrics, before and after the workload);
+* offset commits: the records of each group in ``__consumer_offsets`` (one per
+  partition per commit) and the commits that wrote them (batches: see
+  bench.record_tally), from the groups' partitions' ends before the workload;
+  a broker that has no readable ``__consumer_offsets`` (the dev broker) says n/a;
+* CPU: user+sys per process of dev's tree over the workload (noisy; the
+  record counts are not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+
+from bench.common import table
+from bench.compare import sink_base, wait_delivered
+from bench.procstat import cpu_delta
+from bench.record_tally import (
+    MINIMUM_PER_TASK,
+    GroupCommits,
+    SeenRecord,
+    TopicTally,
+    offset_commits,
+    offsets_key_group,
+    offsets_partition,
+    per_task,
+    tally_topic,
+)
+from bench.systems import KronwheelDev, now_ms
+from bench.workloads import Workload
+from streams.config import CONTRACT_TOPICS
+from streams.kafka.reading import ToEnd, queried_end
+from tests.support.harness import CallbackSink
+
+OFFSETS_TOPIC = "__consumer_offsets"
+STEADY_PER_S = 1_667.0
+BANNER = "kronwheel dev is running"
+
+
+def reader(bootstrap: str, isolation: str) -> Consumer:
+    return Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench-records-per-task",  # assign() only: never joins or commits
+            "enable.auto.commit": False,
+            "enable.partition.eof": False,
+            "isolation.level": isolation,
+            "auto.offset.reset": "earliest",
+        }
+    )
+
+
+def partitions_of(bootstrap: str, topic: str) -> list[int]:
+    consumer = reader(bootstrap, "read_uncommitted")
+    try:
+        found = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if found is None or found.error is not None:
+            return []
+        return sorted(found.partitions)
+    finally:
+        consumer.close()
+
+
+def read_topic(
+    bootstrap: str, topic: str, isolation: str, starts: dict[int, int] | None = None
+) -> tuple[list[tuple[int, int, bytes | None, int, bool]], dict[int, tuple[int, int]]]:
+    """Every record from ``starts`` (default: each partition's beginning) to the end:
+    (partition, offset, key, size, tombstone), and each partition's (start, end)."""
+    if starts is None:
+        starts = {p: OFFSET_BEGINNING for p in partitions_of(bootstrap, topic)}
+    consumer = reader(bootstrap, isolation)
+    seen: list[tuple[int, int, bytes | None, int, bool]] = []
+    try:
+        lows = {}
+        for p, start in starts.items():
+            low, _ = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            lows[p] = low if start == OFFSET_BEGINNING else start
+        to_end = ToEnd(consumer, topic, starts, settle_s=0.5)
+        for batch in to_end.batches():
+            for m in batch:
+                key, value = m.key(), m.value()
+                size = len(key or b"") + len(value or b"")
+                headers = m.headers()
+                for name, data in headers if isinstance(headers, list) else []:
+                    size += len(name) + len(data or b"")
+                seen.append((m.partition() or 0, m.offset() or 0, key, size, value is None))
+        ends = {p: (lows[p], max(to_end.ends.get(p, lows[p]), lows[p])) for p in starts}
+    finally:
+        consumer.close()
+    return seen, ends
+
+
+def tally(bootstrap: str, topic: str, name: str) -> TopicTally:
+    seen, ends = read_topic(bootstrap, topic, "read_uncommitted")
+    committed, _ = read_topic(bootstrap, topic, "read_committed")
+    records = [SeenRecord(p, o, size, tomb) for p, o, _, size, tomb in seen]
+    return tally_topic(name, records, ends, len(committed))
+
+
+def offsets_starts(bootstrap: str, groups: list[str]) -> dict[int, int] | None:
+    """Where each group's ``__consumer_offsets`` partition ends now (None: no such topic)."""
+    partitions = partitions_of(bootstrap, OFFSETS_TOPIC)
+    if not partitions:
+        return None
+    consumer = reader(bootstrap, "read_uncommitted")
+    try:
+        wanted = {offsets_partition(g, len(partitions)) for g in groups}
+        return {p: queried_end(consumer, TopicPartition(OFFSETS_TOPIC, p)) for p in wanted}
+    except KafkaException:
+        return None
+    finally:
+        consumer.close()
+
+
+def read_commits(
+    bootstrap: str, starts: dict[int, int] | None, groups: list[str]
+) -> dict[str, GroupCommits] | None:
+    if starts is None:
+        return None
+    seen, _ = read_topic(bootstrap, OFFSETS_TOPIC, "read_uncommitted", starts)
+    seen.sort(key=lambda r: (r[0], r[1]))
+    return offset_commits(((p, o, offsets_key_group(key)) for p, o, key, _, _ in seen), groups)
+
+
+def scrape(url: str) -> dict[str, float]:
+    """One role's Prometheus text: ``name{labels}`` -> value (counters and gauges)."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return {}
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            series, _, value = line.rpartition(" ")
+            out[series] = float(value)
+    return out
+
+
+def banner(dev: KronwheelDev, timeout_s: float = 120.0) -> tuple[str, dict[str, str]]:
+    """The broker and each role's /metrics, as dev's banner says once all are ready."""
+    deadline = time.monotonic() + timeout_s
+    path = dev.work / "dev.log"
+    while time.monotonic() < deadline:
+        text = path.read_text("utf-8", "replace") if path.exists() else ""
+        if BANNER in text:
+            text = text[text.index(BANNER) :]
+            kafka = re.search(r"kafka\s*: .*?(\S+:\d+)\s*$", text, re.MULTILINE)
+            urls = dict(re.findall(r"^ {4}(\S+)\s+(http://\S+/metrics)\s*$", text, re.MULTILINE))
+            if kafka is not None:
+                return kafka.group(1), urls
+        time.sleep(0.2)
+    raise TimeoutError(f"kronwheel dev printed no banner:\n{dev.log_tail()}")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    prefix = f"rpt{uuid.uuid4().hex[:8]}."
+    env = {"KRONWHEEL_TOPIC_PREFIX": prefix}
+    if external:
+        env["KAFKA_BOOTSTRAP_SERVERS"] = external
+    groups = [f"{prefix}kronwheel-processors", f"{prefix}kronwheel-dispatchers"]
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as work, CallbackSink() as sink:
+        dev = KronwheelDev(Path(work), extra_env=env)
+        try:
+            dev.start()
+        except RuntimeError:
+            print(dev.log_tail())
+            raise
+        try:
+            bootstrap, urls = banner(dev)
+            starts = offsets_starts(bootstrap, groups)
+            processor_before = scrape(urls.get("processor", ""))
+            with dev.sampler() as sampler:
+                # What dev costs with nothing to do (polling, heartbeats, the keeper's
+                # cycles), over the same processes: the share of the workload's CPU
+                # that is per second, not per task.
+                idle_before = sampler.cpu_by_role()
+                time.sleep(args.idle_s)
+                idle = cpu_delta(idle_before, sampler.cpu_by_role())
+                cpu_before = sampler.cpu_by_role()
+                started = time.monotonic()
+                lead_ms = round(args.lead_s * 1000)
+                first_due = now_ms() + lead_ms + 500
+                workload = Workload("records", args.tasks, first_due, args.per_s, lead_ms)
+                created = dev.create(workload, sink_base(sink, dev))
+                wait_delivered(sink, f"/{dev.name}{workload.path}", workload, args.timeout_s)
+                time.sleep(args.settle_s)  # the last results' transactions commit
+                cpu = cpu_delta(cpu_before, sampler.cpu_by_role())
+                workload_s = time.monotonic() - started
+            processor_after = scrape(urls.get("processor", ""))
+            delivered = {
+                c.headers.get("Kronwheel-Task-Id")
+                for c in sink.received()
+                if c.path == f"/{dev.name}{workload.path}"
+            }
+            tallies = [tally(bootstrap, prefix + name, name) for name in CONTRACT_TOPICS]
+            commits = read_commits(bootstrap, starts, groups)
+        finally:
+            dev.stop()
+
+    def txns(result: str) -> float:
+        series = f'kronwheel_transactions_total{{result="{result}"}}'
+        return processor_after.get(series, 0.0) - processor_before.get(series, 0.0)
+
+    return {
+        "broker": f"Kafka at {external}" if external else "embedded (Tansu)",
+        "tasks": args.tasks,
+        "delivered": len(delivered),
+        "create_failed_calls": created.failed_calls,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "topics": [dict(vars_of(t), markers=t.markers) for t in tallies],
+        "processor_transactions": {"committed": txns("committed"), "aborted": txns("aborted")},
+        "offset_commits": None
+        if commits is None
+        else {g.removeprefix(prefix): vars(c) for g, c in commits.items()},
+        "cpu_s": cpu,
+        "workload_s": workload_s,
+        "idle_s": args.idle_s,
+        "idle_cpu_s": idle,
+    }
+
+
+def vars_of(tally: TopicTally) -> dict[str, Any]:
+    return {f: getattr(tally, f) for f in tally.__dataclass_fields__}
+
+
+def report(summary: dict[str, Any]) -> str:
+    n = summary["tasks"]
+    rows = []
+    total_records = total_bytes = total_markers = 0
+    for t in summary["topics"]:
+        minimum = MINIMUM_PER_TASK.get(t["topic"], 0)
+        rows.append(
+            [
+                t["topic"],
+                t["records"],
+                per_task(t["records"], n),
+                minimum,
+                per_task(t["bytes"], n),
+                per_task(t["tombstones"], n),
+                t["markers"],
+                per_task(t["markers"], n),
+                "n/a" if t["aborted"] is None else t["aborted"],
+            ]
+        )
+        total_records += t["records"]
+        total_bytes += t["bytes"]
+        total_markers += t["markers"]
+    least = sum(MINIMUM_PER_TASK.values())
+    rows.append(
+        [
+            "all",
+            total_records,
+            per_task(total_records, n),
+            least,
+            per_task(total_bytes, n),
+            "",
+            total_markers,
+            per_task(total_markers, n),
+            "",
+        ]
+    )
+    headers = ["topic", "records", "/task", "min", "B/task", "tomb/task"]
+    load_before, load_after = summary["load_average_before"][0], summary["load_average_after"][0]
+    lines = [
+        f"{summary['broker']}: {n:,} tasks, {summary['delivered']:,} delivered; "
+        f"load average {load_before:.2f} before, {load_after:.2f} after",
+        table([*headers, "markers", "markers/task", "aborted"], rows),
+        f"records per task against the minimum ({least}: a command, a due event, a result): "
+        f"{per_task(total_records, n) / least:.2f}x",
+    ]
+    txns = summary["processor_transactions"]
+    lines.append(
+        f"processor transactions (its metrics): {txns['committed']:.0f} committed "
+        f"({per_task(txns['committed'], n):.3f}/task), {txns['aborted']:.0f} aborted"
+    )
+    commits = summary["offset_commits"]
+    if commits is None:
+        lines.append("offset commits: n/a (no readable __consumer_offsets on this broker)")
+    for group, c in (commits or {}).items():
+        lines.append(
+            f"offset commits of {group} (__consumer_offsets): {c['commits']:,} commits "
+            f"({per_task(c['commits'], n):.3f}/task), {c['records']:,} offset records "
+            f"({per_task(c['records'], n):.3f}/task)"
+        )
+    cpu, idle = summary["cpu_s"], summary["idle_cpu_s"]
+    lines.append(
+        f"CPU s over the workload ({summary['workload_s']:.1f} s from the first create; noisy): "
+        + ", ".join(f"{role} {s:.2f}" for role, s in sorted(cpu.items(), key=lambda kv: -kv[1]))
+    )
+    lines.append(
+        f"CPU s per second idle (over {summary['idle_s']:.0f} s before the workload): "
+        + ", ".join(
+            f"{role} {s / summary['idle_s']:.3f}"
+            for role, s in sorted(idle.items(), key=lambda kv: -kv[1])
+        )
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.records_per_task", description=__doc__)
+    parser.add_argument("--tasks", type=int, default=2_000)
+    parser.add_argument("--per-s", type=float, default=STEADY_PER_S, help="0: all due at once")
+    parser.add_argument("--lead-s", type=float, default=10.0, help="created this far ahead")
+    parser.add_argument("--timeout-s", type=float, default=120.0, help="after the last due time")
+    parser.add_argument("--settle-s", type=float, default=3.0, help="after the last callback")
+    parser.add_argument("--idle-s", type=float, default=10.0, help="idle CPU window before")
+    parser.add_argument("--json", type=Path, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    summary = run(args)
+    print(report(summary))
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2))
+    return 0 if summary["delivered"] == args.tasks else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
