@@ -36,33 +36,36 @@ import argparse
 import json
 import os
 import re
+import socket
 import tempfile
 import time
 import urllib.request
 import uuid
+from collections import Counter
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from bench.common import table
 from bench.compare import sink_base, wait_delivered
-from bench.procstat import cpu_delta
+from bench.kafka_requests import CountedTansu
+from bench.procstat import TreeSampler, cpu_delta
 from bench.record_tally import (
-    MINIMUM_PER_TASK,
     GroupCommits,
     SeenRecord,
     TopicTally,
     offset_commits,
     offsets_key_group,
     offsets_partition,
-    per_task,
     tally_topic,
 )
+from bench.records_report import report
 from bench.systems import KronwheelDev, now_ms
 from bench.workloads import Workload
 from streams.config import CONTRACT_TOPICS
 from streams.kafka.reading import ToEnd, queried_end
+from streams.ops.dev import DEV_SESSION_TIMEOUT_MS
 from tests.support.harness import CallbackSink
 
 OFFSETS_TOPIC = "__consumer_offsets"
@@ -189,56 +192,76 @@ def banner(dev: KronwheelDev, timeout_s: float = 120.0) -> tuple[str, dict[str, 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     prefix = f"rpt{uuid.uuid4().hex[:8]}."
-    env = {"KRONWHEEL_TOPIC_PREFIX": prefix}
-    if external:
-        env["KAFKA_BOOTSTRAP_SERVERS"] = external
+    env = {"KRONWHEEL_TOPIC_PREFIX": prefix, **dict(kv.split("=", 1) for kv in args.env)}
     groups = [f"{prefix}kronwheel-processors", f"{prefix}kronwheel-dispatchers"]
     load_before = os.getloadavg()
-    with tempfile.TemporaryDirectory() as work, CallbackSink() as sink:
-        dev = KronwheelDev(Path(work), extra_env=env)
+    with ExitStack() as stack:
+        counted: CountedTansu | None = None
+        if args.count_requests and not external:
+            counted = stack.enter_context(CountedTansu())
+            wait_for_port(counted.broker_port)
+            # dev sees an external broker: no keeper; give the roles its dev session.
+            env.setdefault("KRONWHEEL_SESSION_TIMEOUT_MS", str(DEV_SESSION_TIMEOUT_MS))
+        if external or counted is not None:
+            env["KAFKA_BOOTSTRAP_SERVERS"] = external or counted.bootstrap_servers  # type: ignore[union-attr]
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        sink = stack.enter_context(CallbackSink())
+        dev = KronwheelDev(work, extra_env=env)
+        stack.callback(dev.stop)
         try:
             dev.start()
         except RuntimeError:
             print(dev.log_tail())
             raise
-        try:
-            bootstrap, urls = banner(dev)
-            starts = offsets_starts(bootstrap, groups)
-            processor_before = scrape(urls.get("processor", ""))
-            with dev.sampler() as sampler:
-                # What dev costs with nothing to do (polling, heartbeats, the keeper's
-                # cycles), over the same processes: the share of the workload's CPU
-                # that is per second, not per task.
-                idle_before = sampler.cpu_by_role()
-                time.sleep(args.idle_s)
-                idle = cpu_delta(idle_before, sampler.cpu_by_role())
-                cpu_before = sampler.cpu_by_role()
-                started = time.monotonic()
-                lead_ms = round(args.lead_s * 1000)
-                first_due = now_ms() + lead_ms + 500
-                workload = Workload("records", args.tasks, first_due, args.per_s, lead_ms)
-                created = dev.create(workload, sink_base(sink, dev))
-                wait_delivered(sink, f"/{dev.name}{workload.path}", workload, args.timeout_s)
-                time.sleep(args.settle_s)  # the last results' transactions commit
-                cpu = cpu_delta(cpu_before, sampler.cpu_by_role())
-                workload_s = time.monotonic() - started
-            processor_after = scrape(urls.get("processor", ""))
-            delivered = {
-                c.headers.get("Kronwheel-Task-Id")
-                for c in sink.received()
-                if c.path == f"/{dev.name}{workload.path}"
-            }
-            tallies = [tally(bootstrap, prefix + name, name) for name in CONTRACT_TOPICS]
-            commits = read_commits(bootstrap, starts, groups)
-        finally:
-            dev.stop()
+        bootstrap, urls = banner(dev)
+        starts = offsets_starts(bootstrap, groups)
+        processor_before = scrape(urls.get("processor", ""))
+        samplers = [stack.enter_context(dev.sampler())]
+        if counted is not None:
+            samplers.append(stack.enter_context(TreeSampler(counted.pid)))
+
+        def cpu_now() -> dict[str, float]:
+            return {k: v for sampler in samplers for k, v in sampler.cpu_by_role().items()}
+
+        def requests_now() -> Counter[tuple[str, str]]:
+            return Counter() if counted is None else counted.proxy.snapshot()
+
+        # What dev costs with nothing to do (polling, heartbeats, the keeper's
+        # cycles), over the same processes: the share of the workload's CPU
+        # that is per second, not per task.
+        idle_before, idle_requests = cpu_now(), requests_now()
+        time.sleep(args.idle_s)
+        idle = cpu_delta(idle_before, cpu_now())
+        cpu_before, requests_before = cpu_now(), requests_now()
+        idle_requests = requests_before - idle_requests
+        started = time.monotonic()
+        lead_ms = round(args.lead_s * 1000)
+        workload = Workload("records", args.tasks, now_ms() + lead_ms + 500, args.per_s, lead_ms)
+        created = dev.create(workload, sink_base(sink, dev))
+        wait_delivered(sink, f"/{dev.name}{workload.path}", workload, args.timeout_s)
+        time.sleep(args.settle_s)  # the last results' transactions commit
+        cpu = cpu_delta(cpu_before, cpu_now())
+        requests = requests_now() - requests_before
+        workload_s = time.monotonic() - started
+        processor_after = scrape(urls.get("processor", ""))
+        delivered = {
+            c.headers.get("Kronwheel-Task-Id")
+            for c in sink.received()
+            if c.path == f"/{dev.name}{workload.path}"
+        }
+        tallies = [tally(bootstrap, prefix + name, name) for name in CONTRACT_TOPICS]
+        commits = read_commits(bootstrap, starts, groups)
 
     def txns(result: str) -> float:
         series = f'kronwheel_transactions_total{{result="{result}"}}'
         return processor_after.get(series, 0.0) - processor_before.get(series, 0.0)
 
+    broker = f"Kafka at {external}" if external else "embedded (Tansu)"
+    if counted is not None:
+        broker = "Tansu behind a counting proxy (dev without its keeper)"
     return {
-        "broker": f"Kafka at {external}" if external else "embedded (Tansu)",
+        "broker": broker,
+        "env": args.env,
         "tasks": args.tasks,
         "delivered": len(delivered),
         "create_failed_calls": created.failed_calls,
@@ -253,85 +276,32 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "workload_s": workload_s,
         "idle_s": args.idle_s,
         "idle_cpu_s": idle,
+        "requests": None if counted is None else _by_api(requests),
+        "idle_requests": None if counted is None else _by_api(idle_requests),
     }
+
+
+def _by_api(counts: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for (role, api), n in sorted(counts.items()):
+        out.setdefault(role, {})[api] = n
+    return out
+
+
+def wait_for_port(port: int, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def vars_of(tally: TopicTally) -> dict[str, Any]:
     return {f: getattr(tally, f) for f in tally.__dataclass_fields__}
-
-
-def report(summary: dict[str, Any]) -> str:
-    n = summary["tasks"]
-    rows = []
-    total_records = total_bytes = total_markers = 0
-    for t in summary["topics"]:
-        minimum = MINIMUM_PER_TASK.get(t["topic"], 0)
-        rows.append(
-            [
-                t["topic"],
-                t["records"],
-                per_task(t["records"], n),
-                minimum,
-                per_task(t["bytes"], n),
-                per_task(t["tombstones"], n),
-                t["markers"],
-                per_task(t["markers"], n),
-                "n/a" if t["aborted"] is None else t["aborted"],
-            ]
-        )
-        total_records += t["records"]
-        total_bytes += t["bytes"]
-        total_markers += t["markers"]
-    least = sum(MINIMUM_PER_TASK.values())
-    rows.append(
-        [
-            "all",
-            total_records,
-            per_task(total_records, n),
-            least,
-            per_task(total_bytes, n),
-            "",
-            total_markers,
-            per_task(total_markers, n),
-            "",
-        ]
-    )
-    headers = ["topic", "records", "/task", "min", "B/task", "tomb/task"]
-    load_before, load_after = summary["load_average_before"][0], summary["load_average_after"][0]
-    lines = [
-        f"{summary['broker']}: {n:,} tasks, {summary['delivered']:,} delivered; "
-        f"load average {load_before:.2f} before, {load_after:.2f} after",
-        table([*headers, "markers", "markers/task", "aborted"], rows),
-        f"records per task against the minimum ({least}: a command, a due event, a result): "
-        f"{per_task(total_records, n) / least:.2f}x",
-    ]
-    txns = summary["processor_transactions"]
-    lines.append(
-        f"processor transactions (its metrics): {txns['committed']:.0f} committed "
-        f"({per_task(txns['committed'], n):.3f}/task), {txns['aborted']:.0f} aborted"
-    )
-    commits = summary["offset_commits"]
-    if commits is None:
-        lines.append("offset commits: n/a (no readable __consumer_offsets on this broker)")
-    for group, c in (commits or {}).items():
-        lines.append(
-            f"offset commits of {group} (__consumer_offsets): {c['commits']:,} commits "
-            f"({per_task(c['commits'], n):.3f}/task), {c['records']:,} offset records "
-            f"({per_task(c['records'], n):.3f}/task)"
-        )
-    cpu, idle = summary["cpu_s"], summary["idle_cpu_s"]
-    lines.append(
-        f"CPU s over the workload ({summary['workload_s']:.1f} s from the first create; noisy): "
-        + ", ".join(f"{role} {s:.2f}" for role, s in sorted(cpu.items(), key=lambda kv: -kv[1]))
-    )
-    lines.append(
-        f"CPU s per second idle (over {summary['idle_s']:.0f} s before the workload): "
-        + ", ".join(
-            f"{role} {s / summary['idle_s']:.3f}"
-            for role, s in sorted(idle.items(), key=lambda kv: -kv[1])
-        )
-    )
-    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,6 +312,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=float, default=120.0, help="after the last due time")
     parser.add_argument("--settle-s", type=float, default=3.0, help="after the last callback")
     parser.add_argument("--idle-s", type=float, default=10.0, help="idle CPU window before")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting for dev's processes (e.g. KRONWHEEL_FETCH_WAIT_MAX_MS=200); repeatable",
+    )
+    parser.add_argument(
+        "--count-requests",
+        action="store_true",
+        help="the dev broker behind a proxy that counts requests by role and API "
+        "(dev then runs without its keeper)",
+    )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
     summary = run(args)

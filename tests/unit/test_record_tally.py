@@ -7,6 +7,7 @@ import struct
 
 import pytest
 
+from bench.kafka_requests import request_headers, role_of_client
 from bench.record_tally import (
     SeenRecord,
     java_string_hash,
@@ -94,3 +95,22 @@ def test_the_offsets_partition_follows_javas_string_hash() -> None:
     assert java_string_hash("x.kronwheel-dispatchers") == -332737154
     assert offsets_partition("x.kronwheel-dispatchers", 50) == 4
     assert java_string_hash("é☃x") == 525694  # UTF-16 code units
+
+
+def request_frame(api_key: int, client_id: str, body: bytes = b"\x00" * 7) -> bytes:
+    client = client_id.encode()
+    header = struct.pack(">hhih", api_key, 11, 42, len(client)) + client
+    return struct.pack(">i", len(header) + len(body)) + header + body
+
+
+def test_the_proxy_reads_each_complete_request_header_however_the_bytes_arrive() -> None:
+    stream = request_frame(1, "kronwheel-processor-ab12") + request_frame(26, "kronwheel-api-x")
+    buffer = bytearray(stream[:9])  # a partial first frame: nothing yet
+    assert request_headers(buffer) == []
+    buffer += stream[9:-3]
+    assert request_headers(buffer) == [(1, "kronwheel-processor-ab12")]
+    buffer += stream[-3:]
+    assert request_headers(buffer) == [(26, "kronwheel-api-x")]
+    assert buffer == bytearray()
+    assert role_of_client("kronwheel-processor-ab12") == "processor"
+    assert role_of_client("rdkafka") == "rdkafka"
