@@ -5,15 +5,24 @@ ways unchanged and reads the request headers going to the broker (size,
 api_key, api_version, correlation id, client id). Clients keep talking to the
 proxy only if the broker advertises the proxy's address, so
 :class:`CountedTansu` starts the dev broker (Tansu, as streams.kafka.broker
-does) listening on one port and advertising the proxy's.
+does) listening on one port and advertising the proxy's, and runs the proxy
+in a process of its own (``python -m bench.kafka_requests``; in the bench's
+process it competed with the sink and the REST client for the GIL and made
+the pipeline seconds late), which rewrites its counts to a JSON file.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
+import os
 import subprocess
+import sys
 import threading
+import time
 from collections import Counter
+from pathlib import Path
 from types import TracebackType
 
 from streams.kafka.broker import free_loopback_port, tansu_binary
@@ -134,39 +143,62 @@ class CountingProxy:
 
 class CountedTansu:
     """Tansu on a port of its own, advertising the proxy's: every client's request
-    goes through the proxy."""
+    goes through the proxy (a child process, counting into ``counts_path``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, counts_path: Path) -> None:
         self.broker_port = free_loopback_port()
-        self.proxy = CountingProxy(self.broker_port)
-        self._process: subprocess.Popen[bytes] | None = None
+        self.proxy_port = free_loopback_port()
+        self.counts_path = counts_path
+        self._processes: list[subprocess.Popen[bytes]] = []
 
     @property
     def bootstrap_servers(self) -> str:
-        return f"127.0.0.1:{self.proxy.port}"
+        return f"127.0.0.1:{self.proxy_port}"
 
     def __enter__(self) -> CountedTansu:
-        self.proxy.__enter__()
-        self._process = spawn(
-            [
-                tansu_binary(),
-                "broker",
-                "--listener-url",
-                f"tcp://127.0.0.1:{self.broker_port}",
-                "--advertised-listener-url",
-                f"tcp://127.0.0.1:{self.proxy.port}",
-                "--storage-engine",
-                "memory://tansu/",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
+        self._processes.append(
+            spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "bench.kafka_requests",
+                    f"--port={self.proxy_port}",
+                    f"--broker-port={self.broker_port}",
+                    f"--out={self.counts_path}",
+                ],
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        )
+        self._processes.append(
+            spawn(
+                [
+                    tansu_binary(),
+                    "broker",
+                    "--listener-url",
+                    f"tcp://127.0.0.1:{self.broker_port}",
+                    "--advertised-listener-url",
+                    f"tcp://127.0.0.1:{self.proxy_port}",
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.STDOUT,
+            )
         )
         return self
 
     @property
     def pid(self) -> int:
-        assert self._process is not None
-        return self._process.pid
+        return self._processes[-1].pid
+
+    def snapshot(self) -> Counter[tuple[str, str]]:
+        """The counts as the proxy last wrote them (every DUMP_EVERY_S)."""
+        time.sleep(2 * DUMP_EVERY_S)
+        try:
+            rows = json.loads(self.counts_path.read_text())
+        except (OSError, ValueError):
+            return Counter()
+        return Counter({(role, api): n for role, api, n in rows})
 
     def __exit__(
         self,
@@ -174,6 +206,27 @@ class CountedTansu:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._process is not None:
-            stop(self._process, timeout=5.0)
-        self.proxy.__exit__()
+        for process in reversed(self._processes):
+            stop(process, timeout=5.0)
+
+
+DUMP_EVERY_S = 0.25
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.kafka_requests")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--broker-port", type=int, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    with CountingProxy(args.broker_port, args.port) as proxy:
+        while True:
+            rows = [[role, api, n] for (role, api), n in sorted(proxy.snapshot().items())]
+            temporary = args.out.with_suffix(".tmp")
+            temporary.write_text(json.dumps(rows))
+            temporary.replace(args.out)
+            time.sleep(DUMP_EVERY_S)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

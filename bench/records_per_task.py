@@ -48,7 +48,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from bench.compare import sink_base, wait_delivered
+from bench.compare import deliveries, sink_base, wait_delivered
 from bench.kafka_requests import CountedTansu
 from bench.procstat import TreeSampler, cpu_delta
 from bench.record_tally import (
@@ -62,7 +62,7 @@ from bench.record_tally import (
 )
 from bench.records_report import report
 from bench.systems import KronwheelDev, now_ms
-from bench.workloads import Workload
+from bench.workloads import Workload, outcome
 from streams.config import CONTRACT_TOPICS
 from streams.kafka.reading import ToEnd, queried_end
 from streams.ops.dev import DEV_SESSION_TIMEOUT_MS
@@ -196,15 +196,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     groups = [f"{prefix}kronwheel-processors", f"{prefix}kronwheel-dispatchers"]
     load_before = os.getloadavg()
     with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         counted: CountedTansu | None = None
         if args.count_requests and not external:
-            counted = stack.enter_context(CountedTansu())
+            counted = stack.enter_context(CountedTansu(work / "requests.json"))
             wait_for_port(counted.broker_port)
             # dev sees an external broker: no keeper; give the roles its dev session.
             env.setdefault("KRONWHEEL_SESSION_TIMEOUT_MS", str(DEV_SESSION_TIMEOUT_MS))
         if external or counted is not None:
             env["KAFKA_BOOTSTRAP_SERVERS"] = external or counted.bootstrap_servers  # type: ignore[union-attr]
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         sink = stack.enter_context(CallbackSink())
         dev = KronwheelDev(work, extra_env=env)
         stack.callback(dev.stop)
@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             return {k: v for sampler in samplers for k, v in sampler.cpu_by_role().items()}
 
         def requests_now() -> Counter[tuple[str, str]]:
-            return Counter() if counted is None else counted.proxy.snapshot()
+            return Counter() if counted is None else counted.snapshot()
 
         # What dev costs with nothing to do (polling, heartbeats, the keeper's
         # cycles), over the same processes: the share of the workload's CPU
@@ -244,11 +244,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         requests = requests_now() - requests_before
         workload_s = time.monotonic() - started
         processor_after = scrape(urls.get("processor", ""))
-        delivered = {
-            c.headers.get("Kronwheel-Task-Id")
-            for c in sink.received()
-            if c.path == f"/{dev.name}{workload.path}"
-        }
+        path = f"/{dev.name}{workload.path}"
+        delivered = outcome(deliveries(sink.received(), path), args.tasks)
         tallies = [tally(bootstrap, prefix + name, name) for name in CONTRACT_TOPICS]
         commits = read_commits(bootstrap, starts, groups)
 
@@ -263,7 +260,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "broker": broker,
         "env": args.env,
         "tasks": args.tasks,
-        "delivered": len(delivered),
+        "delivered": delivered["delivered"],
+        "doubled": delivered["doubled"],
+        "lateness_ms": delivered["lateness_ms"],
         "create_failed_calls": created.failed_calls,
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),

@@ -47,7 +47,9 @@ def report(summary: dict[str, Any]) -> str:
     headers = ["topic", "records", "/task", "min", "B/task", "tomb/task"]
     load_before, load_after = summary["load_average_before"][0], summary["load_average_after"][0]
     lines = [
-        f"{summary['broker']}: {n:,} tasks, {summary['delivered']:,} delivered; "
+        f"{summary['broker']}: {n:,} tasks, {summary['delivered']:,} delivered, "
+        f"{summary['doubled']:,} doubled, lateness p50 {summary['lateness_ms']['p50']:,.0f} ms "
+        f"p99 {summary['lateness_ms']['p99']:,.0f} ms; "
         f"load average {load_before:.2f} before, {load_after:.2f} after",
         table([*headers, "markers", "markers/task", "aborted"], rows),
         f"records per task against the minimum ({least}: a command, a due event, a result): "
