@@ -219,6 +219,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         samplers = [stack.enter_context(dev.sampler())]
         if counted is not None:
             samplers.append(stack.enter_context(TreeSampler(counted.pid)))
+        if args.broker_pid is not None:  # an external broker's process: its CPU too
+            samplers.append(stack.enter_context(TreeSampler(args.broker_pid)))
 
         def cpu_now() -> dict[str, float]:
             return {k: v for sampler in samplers for k, v in sampler.cpu_by_role().items()}
@@ -323,6 +325,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the dev broker behind a proxy that counts requests by role and API "
         "(dev then runs without its keeper)",
+    )
+    parser.add_argument(
+        "--broker-pid",
+        type=int,
+        help="also sample this process's CPU (an external broker; shared brokers mislead)",
     )
     parser.add_argument("--json", type=Path, help="also write the numbers here")
     args = parser.parse_args(argv)
