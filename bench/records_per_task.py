@@ -71,6 +71,7 @@ from tests.support.harness import CallbackSink
 OFFSETS_TOPIC = "__consumer_offsets"
 STEADY_PER_S = 1_667.0
 BANNER = "kronwheel dev is running"
+GROUPS_FORM_S = 3.0
 
 
 def reader(bootstrap: str, isolation: str) -> Consumer:
@@ -214,6 +215,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             print(dev.log_tail())
             raise
         bootstrap, urls = banner(dev)
+        # dev reports ready before its dispatchers' group has formed (they join
+        # within a second or two): let that pass, so the idle window is idle.
+        time.sleep(GROUPS_FORM_S)
         starts = offsets_starts(bootstrap, groups)
         processor_before = scrape(urls.get("processor", ""))
         samplers = [stack.enter_context(dev.sampler())]
