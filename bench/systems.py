@@ -24,6 +24,7 @@ import secrets
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -71,9 +72,16 @@ class CreateStats:
 class KronwheelDev:
     name = "kronwheel"
 
-    def __init__(self, work: Path, dispatchers: int | None = None) -> None:
+    def __init__(
+        self,
+        work: Path,
+        dispatchers: int | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.work = work
         self.dispatchers = dispatchers  # None: dev's default for this machine
+        # On top of dev's defaults (e.g. a topic prefix, an external broker).
+        self.extra_env = dict(extra_env or {})
         self.port = free_loopback_port()
         self.token = secrets.token_urlsafe(16)
         self.process: subprocess.Popen[bytes] | None = None
@@ -98,6 +106,7 @@ class KronwheelDev:
                 if self.dispatchers is None
                 else {"KRONWHEEL_DEV_DISPATCHERS": str(self.dispatchers)}
             ),
+            **self.extra_env,
         )
         self._log = (self.work / "dev.log").open("ab")
         self.process = spawn(

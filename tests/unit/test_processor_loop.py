@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,7 @@ from streams.kafka.records import decode_due, encode_command
 from streams.kafka.topics import COMMANDS, DEAD, DUE, STATE
 from streams.kafka.transactions import FatalKafkaError
 from streams.wheel.partition import WheelConfig
-from streams.wheel.processor import Processor
+from streams.wheel.processor import MAX_POLL_WAIT_S, MIN_TIMER_WAIT_S, Processor
 from tests.support.memlog import Fault, MemKafka, MemLog
 
 PARTITIONS = 2
@@ -333,4 +334,42 @@ def test_two_aborts_in_a_row_lose_nothing_the_first_rewind_fired(
     fired = due_fire_ids(log)
     assert fired_tasks(log) == set(tasks), "a firing of the first rewind was lost"
     assert all(n == 1 for n in fired.values()), fired
+    proc.close()
+
+
+def test_a_timer_due_sooner_than_the_floor_is_waited_for_with_its_neighbours(
+    log: MemLog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Timers due close together share a step (one transaction): the loop waits
+    at least MIN_TIMER_WAIT_S for a timer, never longer than the timer for a
+    farther one, and never longer than MAX_POLL_WAIT_S."""
+    clock = FakeClock()
+    due_at = clock.now_ms() + 1_000
+    create(log, "soon", due_at)
+    proc, kafka = processor(log, clock, tmp_path, "a", owns=[0, 1])
+    waits: list[float] = []
+    poll = kafka.poll
+
+    def recording_poll(max_messages: int, timeout_s: float) -> list[Any]:
+        waits.append(timeout_s)
+        return poll(max_messages, timeout_s)
+
+    monkeypatch.setattr(kafka, "poll", recording_poll)
+    proc.run_once()  # the create: its timer is set
+    clock.advance(999)  # the timer is 1 ms away (and a partition's horizon step is due)
+    proc.run_once()
+    assert waits[-1] == MIN_TIMER_WAIT_S  # without the floor: 0
+    assert fired_tasks(log) == set(), "waited for, not fired early"
+
+    create(log, "later", clock.now_ms() + 1 + 40)
+    clock.advance(1)
+    proc.run_once()  # fires "soon", reads the create of "later"
+    assert fired_tasks(log) == {"soon"}
+    proc.run_once()
+    assert waits[-1] == pytest.approx(0.040), "a farther timer is waited for exactly"
+    clock.advance(40)
+    proc.run_once()
+    assert fired_tasks(log) == {"soon", "later"}
+    proc.run_once()  # nothing due: only the horizon's step, at most MAX_POLL_WAIT_S
+    assert waits[-1] == MAX_POLL_WAIT_S
     proc.close()
