@@ -1,1 +1,1 @@
-"""Infrastructure specs (topics, later CQL and monitoring), shipped as package data (streams.infra)."""
+"""Infrastructure specs (topics, CQL, monitoring), shipped as package data (streams.infra)."""
