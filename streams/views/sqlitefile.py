@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,10 +20,32 @@ from pathlib import Path
 def open_shared_file(path: Path) -> sqlite3.Connection:
     """A connection any thread may use; callers serialise its use with a lock."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30.0)
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn = sqlite3.connect(
+        path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_S
+    )
+    _set_wal(conn)
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
+
+
+BUSY_TIMEOUT_S = 30.0
+WAL_RETRY_S = 0.05
+
+
+def _set_wal(conn: sqlite3.Connection) -> None:
+    """Switch to WAL, retrying while another process holds the file. Setting the
+    journal mode (and the WAL recovery after a SIGKILLed writer) can report
+    "database is locked" at once, without waiting out the busy timeout: seen when
+    a dispatcher restarted beside its partner while that one was writing."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(WAL_RETRY_S)
 
 
 @contextmanager
