@@ -43,6 +43,7 @@ from streams.core.model import AtSchedule, HttpTarget, TaskSpec
 from streams.kafka.broker import EmbeddedBroker, free_loopback_port
 from streams.kafka.records import decode_due
 from streams.kafka.topics import COMMANDS, DUE, ensure_topics
+from streams.ops.dev import dev_assignment
 from tests.support.harness import Pipeline, RoleProcess, create_record, produce_records
 
 PARTITIONS = 6
@@ -291,6 +292,12 @@ def main() -> None:
         "on the same data, before this code's restart",
     )
     parser.add_argument(
+        "--assignment",
+        choices=["group", "static"],
+        help="how processors get their partitions (streams.kafka.assignment); default "
+        "as kronwheel dev: static on the embedded broker, group on an external one",
+    )
+    parser.add_argument(
         "--session-timeout-ms",
         type=int,
         default=6000,
@@ -307,6 +314,7 @@ def main() -> None:
         base = Settings()
         if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
             base = base.with_embedded_broker(bootstrap)
+        embedded = not os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         settings = replace(
             base,
             bootstrap_servers=bootstrap,
@@ -314,9 +322,12 @@ def main() -> None:
             partitions=PARTITIONS,
             data_dir=work / "data",
             session_timeout_ms=args.session_timeout_ms,
+            assignment=args.assignment or dev_assignment(embedded),
         )
+        print(f"assignment: {settings.assignment}, session {settings.session_timeout_ms} ms")
         ensure_topics(settings)
-        pipeline = Pipeline(settings, work / "logs")
+        # Static members: one index per processor, kept by a restart in its slot.
+        pipeline = Pipeline(settings, work / "logs", members={"processor": args.processors})
         stack.callback(pipeline.stop_all)
         if args.scenario == "throughput":
             throughput(settings, pipeline, args.tasks)
