@@ -136,6 +136,15 @@ class Pipeline:
         """SIGKILL, as a crash would: no shutdown code runs."""
         kill(role.process)
 
+    def assert_fenced_exit(self, zombie: RoleProcess, timeout_s: float = 60.0) -> None:
+        """A zombie whose slot a successor took must fail its next commit as fenced
+        and exit with 1 (a fatal Kafka error), not keep running."""
+        deadline = time.monotonic() + timeout_s
+        while zombie.process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert zombie.process.returncode == 1, zombie.log_text()[-2000:]
+        assert "fatal Kafka error" in zombie.log_text()
+
     def restart(self, role: RoleProcess) -> RoleProcess:
         """Start the role again in the dead process's slot (it fences its predecessor)."""
         return self.start(role.role, slot=role.slot, member_index=role.member_index)
