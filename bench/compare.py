@@ -124,15 +124,16 @@ def run_workload(
     bench_cpu_s = _own_cpu_s() - bench_before
     received = [c for c in sink.received() if c.path == path]
     result = outcome(deliveries(received, path), count)
-    if system.name == "kronwheel":
-        result["by_partition"] = by_partition(
+    if isinstance(system, KronwheelDev):
+        firings = [
             (
                 c.headers.get("Kronwheel-Task-Id", ""),
                 parse_rfc3339_ms(c.headers.get("Kronwheel-Scheduled-At", "")),
                 c.received_ms,
             )
             for c in received
-        )
+        ]
+        result["by_partition"] = by_partition(firings, system.partitions)
     result["workload"] = workload.to_json()
     result["cpu_s"] = cpu
     result["cpu_ms_per_task"] = cpu["total"] * 1000 / max(count, 1)
@@ -178,6 +179,16 @@ def run_system(system: System, sink: CallbackSink, args: argparse.Namespace) -> 
     return results
 
 
+def dev_env(parser: argparse.ArgumentParser, pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.startswith("KRONWHEEL_"):
+            parser.error(f"--dev-env takes KRONWHEEL_NAME=VALUE, not {pair!r}")
+        env[name] = value
+    return env
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench compare", description=__doc__)
     parser.add_argument("--scale", type=float, default=0.1, help="1 = the issue's full size")
@@ -192,6 +203,14 @@ def main(argv: list[str] | None = None) -> int:
         "--dispatchers",
         type=int,
         help="KRONWHEEL_DEV_DISPATCHERS for kronwheel dev (default: dev's)",
+    )
+    parser.add_argument(
+        "--dev-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for kronwheel dev, for experiments (e.g. KRONWHEEL_PARTITIONS=2; "
+        "repeatable); the bench otherwise runs dev with its defaults",
     )
     parser.add_argument("--out", type=Path, default=Path(".artifacts") / "bench")
     parser.add_argument(
@@ -221,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
                 if args.roles:
                     system = KronwheelRoles(Path(work) / "kronwheel")
                 else:
-                    system = KronwheelDev(Path(work) / "kronwheel", args.dispatchers)
+                    system = KronwheelDev(
+                        Path(work) / "kronwheel", args.dispatchers, dev_env(parser, args.dev_env)
+                    )
             elif name in ("apscheduler", "bare-aiohttp"):
                 system = ApsBaseline(Path(work), bare=name == "bare-aiohttp")
             else:
@@ -230,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "kronwheel_started_as": "roles from the bench" if args.roles else "kronwheel dev",
         "dev_dispatchers": args.dispatchers,
+        "dev_env": args.dev_env,
         "profiled": args.profile is not None,
         "scale": args.scale,
         "lead_s": args.lead_s,

@@ -30,7 +30,13 @@ import aiohttp
 
 from bench.common import bench_settings
 from bench.crash_child import now_ms
-from bench.systems import IN_FLIGHT, KronwheelRoles, dev_pipeline, task_body
+from bench.systems import (
+    IN_FLIGHT,
+    KronwheelRoles,
+    dev_pipeline,
+    dev_topic_partitions,
+    task_body,
+)
 from bench.workloads import Workload
 from streams.kafka.records import decode_due
 from streams.kafka.topics import DUE, ensure_topics
@@ -109,7 +115,7 @@ class KronwheelCrash(KronwheelRoles):
             self._stack,
             api_port=self.port,
             api_token=self.token,
-            partitions=None,  # the topics' defaults, as dev has them
+            partitions=dev_topic_partitions(),  # as dev has them
             target_allowlist=("127.0.0.0/8", "::1"),
         )
         ensure_topics(self.settings)

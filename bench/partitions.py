@@ -15,7 +15,7 @@ from typing import Any
 
 from bench.common import percentile
 
-DEV_PARTITIONS = 6  # infra/topics.toml's default, which `kronwheel dev` uses
+DEV_PARTITIONS = 6  # infra/topics.toml's default; callers that know the count pass it
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF

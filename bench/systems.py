@@ -39,7 +39,7 @@ from streams.config import Settings
 from streams.core.timefmt import format_rfc3339_ms
 from streams.kafka.broker import free_loopback_port
 from streams.kafka.topics import ensure_topics
-from streams.ops.dev import dev_assignment
+from streams.ops.dev import DEV_PARTITIONS, PARTITIONS_FILE, dev_assignment
 from streams.ops.procs import spawn, stop, wait_for_http_ok
 from tests.support.harness import Pipeline
 
@@ -90,6 +90,12 @@ class KronwheelDev:
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def partitions(self) -> int:
+        """Partitions of its tasks.due, as dev wrote them down for its data directory."""
+        recorded = self.work / "data" / PARTITIONS_FILE
+        return int(recorded.read_text()) if recorded.exists() else TOPICS_DEFAULT_PARTITIONS
 
     @property
     def pid(self) -> int:
@@ -161,6 +167,11 @@ class KronwheelRoles(KronwheelDev):
     def __init__(self, work: Path) -> None:
         super().__init__(work)
         self._stack = ExitStack()
+        self._partitions = TOPICS_DEFAULT_PARTITIONS
+
+    @property
+    def partitions(self) -> int:
+        return self._partitions
 
     @property
     def pid(self) -> int:
@@ -171,9 +182,10 @@ class KronwheelRoles(KronwheelDev):
             self._stack,
             api_port=self.port,
             api_token=self.token,
-            partitions=None,  # the topics' defaults, as dev has them
+            partitions=dev_topic_partitions(),
             target_allowlist=("127.0.0.0/8", "::1"),
         )
+        self._partitions = settings.partitions or TOPICS_DEFAULT_PARTITIONS
         ensure_topics(settings)
         pipeline = dev_pipeline(settings, work)
         self._stack.callback(pipeline.stop_all)  # SIGTERM: the profiles get written
@@ -193,6 +205,15 @@ class KronwheelRoles(KronwheelDev):
 # The partition-owning roles these benches start, one process each (as dev with
 # KRONWHEEL_DEV_DISPATCHERS=1).
 DEV_MEMBERS = {"processor": 1, "dispatcher": 1}
+
+
+TOPICS_DEFAULT_PARTITIONS = 6  # infra/topics.toml's default
+
+
+def dev_topic_partitions() -> int | None:
+    """The partition count dev gives a new data directory: DEV_PARTITIONS on the
+    embedded broker; with an external broker the topics' defaults (None)."""
+    return None if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else DEV_PARTITIONS
 
 
 def dev_pipeline(settings: Settings, work: Path) -> Pipeline:

@@ -34,7 +34,9 @@ def test_crash_measures_kronwheel_and_both_baselines(tmp_path: Path) -> None:
     # the kill (not committed) is made again after the restart, never otherwise.
     doubled = kronwheel["doubled_received_s"]
     assert len(doubled) == min(kronwheel["doubled"], 20)
-    assert all(seen[0] <= 0.5 < seen[1] for seen in doubled.values())
+    # (The restarted dispatcher is a new Python process: it cannot call before
+    # about 0.25 s; with static assignment it calls as soon as it is up.)
+    assert all(seen[0] <= 0.2 < seen[1] for seen in doubled.values())
     assert kronwheel["cpu_s"]["total"] > 0
     for role in ("processor", "dispatcher"):
         assert kronwheel["outage"][role]["partitions_back_s"] is not None
