@@ -39,7 +39,8 @@ from streams.config import Settings
 from streams.core.timefmt import format_rfc3339_ms
 from streams.kafka.broker import free_loopback_port
 from streams.kafka.topics import ensure_topics
-from streams.ops.dev import DEV_PARTITIONS, PARTITIONS_FILE, dev_assignment
+from streams.ops.dev import dev_assignment
+from streams.ops.dev_partitions import DEV_PARTITIONS, PARTITIONS_FILE
 from streams.ops.procs import spawn, stop, wait_for_http_ok
 from tests.support.harness import Pipeline
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from streams.config import Settings
 from streams.kafka.topics import DUE, load_topic_specs
-from streams.ops.dev import DEV_PARTITIONS, PARTITIONS_FILE, dev_partitions, reset_data_dir
+from streams.ops.dev import reset_data_dir
+from streams.ops.dev_partitions import DEV_PARTITIONS, PARTITIONS_FILE, dev_partitions
 
 
 def _settings(tmp_path: Path, partitions: int | None = None) -> Settings:
