@@ -14,8 +14,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from bench.common import percentile
+from streams.config import Settings
+from streams.kafka.topics import DUE, topic_partitions
 
-DEV_PARTITIONS = 6  # infra/topics.toml's default; callers that know the count pass it
+# infra/topics.toml's count (what the topics get without KRONWHEEL_PARTITIONS);
+# callers that know the count pass it.
+TOPICS_DEFAULT_PARTITIONS = topic_partitions(Settings(), DUE)
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
@@ -46,12 +50,12 @@ def murmur2(data: bytes) -> int:
     return h
 
 
-def partition_of(key: str, partitions: int = DEV_PARTITIONS) -> int:
+def partition_of(key: str, partitions: int = TOPICS_DEFAULT_PARTITIONS) -> int:
     return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def by_partition(
-    firings: Iterable[tuple[str, int, int]], partitions: int = DEV_PARTITIONS
+    firings: Iterable[tuple[str, int, int]], partitions: int = TOPICS_DEFAULT_PARTITIONS
 ) -> dict[str, dict[str, float]]:
     """(task id, scheduled ms, received ms) -> per partition: count, lateness p50 and
     p99 (ms), and when its last callback arrived (s after the first scheduled time)."""

@@ -33,6 +33,7 @@ from typing import IO, Any
 import aiohttp
 
 from bench.common import bench_settings
+from bench.partitions import TOPICS_DEFAULT_PARTITIONS
 from bench.procstat import TreeSampler
 from bench.workloads import Workload
 from streams.config import Settings
@@ -168,11 +169,10 @@ class KronwheelRoles(KronwheelDev):
     def __init__(self, work: Path) -> None:
         super().__init__(work)
         self._stack = ExitStack()
-        self._partitions = TOPICS_DEFAULT_PARTITIONS
 
     @property
     def partitions(self) -> int:
-        return self._partitions
+        return dev_topic_partitions() or TOPICS_DEFAULT_PARTITIONS
 
     @property
     def pid(self) -> int:
@@ -186,7 +186,6 @@ class KronwheelRoles(KronwheelDev):
             partitions=dev_topic_partitions(),
             target_allowlist=("127.0.0.0/8", "::1"),
         )
-        self._partitions = settings.partitions or TOPICS_DEFAULT_PARTITIONS
         ensure_topics(settings)
         pipeline = dev_pipeline(settings, work)
         self._stack.callback(pipeline.stop_all)  # SIGTERM: the profiles get written
@@ -206,9 +205,6 @@ class KronwheelRoles(KronwheelDev):
 # The partition-owning roles these benches start, one process each (as dev with
 # KRONWHEEL_DEV_DISPATCHERS=1).
 DEV_MEMBERS = {"processor": 1, "dispatcher": 1}
-
-
-TOPICS_DEFAULT_PARTITIONS = 6  # infra/topics.toml's default
 
 
 def dev_topic_partitions() -> int | None:

@@ -60,6 +60,12 @@ def load_topic_specs(settings: Settings) -> list[TopicSpec]:
     return specs
 
 
+def topic_partitions(settings: Settings, name: str) -> int:
+    """How many partitions the spec gives contract topic ``name`` (``tasks.due``)."""
+    physical = settings.topic(name)
+    return next(spec.partitions for spec in load_topic_specs(settings) if spec.name == physical)
+
+
 def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     """Create every missing topic; check the existing ones. Returns the names created.
 

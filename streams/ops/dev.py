@@ -28,7 +28,7 @@ from typing import IO, Any
 
 from streams.config import Settings
 from streams.kafka.broker import EmbeddedBroker, free_loopback_port
-from streams.kafka.topics import DUE, STATE, ensure_topics, load_topic_specs
+from streams.kafka.topics import DUE, STATE, ensure_topics, topic_partitions
 from streams.ops.dev_partitions import dev_partitions
 from streams.ops.durable import JOURNAL_ENV, open_kept_log
 from streams.ops.restore import restore_broker
@@ -189,11 +189,6 @@ def role_names(dispatchers: int, keeper: bool) -> list[str]:
     return names
 
 
-def _due_partitions(settings: Settings) -> int:
-    due = settings.topic(DUE)
-    return next(spec.partitions for spec in load_topic_specs(settings) if spec.name == due)
-
-
 def _ops_roles(dispatchers: int) -> list[str]:
     """The roles that serve /metrics on an ops port of their own (every dispatcher)."""
     return [
@@ -253,7 +248,7 @@ def run_dev(settings: Settings, port: int | None = None, reset: bool = False) ->
         ensure_topics(settings)
         kept_path = _restore(settings) if broker is not None else None
         settings = _dev_settings(settings, token, embedded=broker is not None)
-        dispatchers = dev_dispatchers(settings, os.cpu_count(), _due_partitions(settings))
+        dispatchers = dev_dispatchers(settings, os.cpu_count(), topic_partitions(settings, DUE))
         ops_ports = {role: free_loopback_port() for role in _ops_roles(dispatchers)}
         specs = _role_specs(settings, ops_ports, kept_path, dispatchers)
         supervisor = Supervisor(specs, clock=time.monotonic)

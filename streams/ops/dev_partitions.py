@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from streams.config import Settings
-from streams.kafka.topics import DUE, load_topic_specs
+from streams.kafka.topics import DUE, topic_partitions
 from streams.ops.durable import FILE_NAME as KEPT_LOG_FILE
 
 # Partitions of a new data directory's topics on the embedded broker. Each
@@ -30,16 +30,10 @@ def dev_partitions(settings: Settings) -> int:
     elif path.exists():
         chosen = int(path.read_text().strip())
     elif (settings.data_dir / KEPT_LOG_FILE).exists():
-        chosen = _topics_default(settings)  # as it was created
+        chosen = topic_partitions(settings, DUE)  # infra/topics.toml's, as it was made
     else:
         chosen = DEV_PARTITIONS
     if not path.exists():
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         path.write_text(f"{chosen}\n")
     return chosen
-
-
-def _topics_default(settings: Settings) -> int:
-    """infra/topics.toml's count for tasks.due (with KRONWHEEL_PARTITIONS unset)."""
-    due = settings.topic(DUE)
-    return next(spec.partitions for spec in load_topic_specs(settings) if spec.name == due)

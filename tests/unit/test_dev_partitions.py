@@ -6,18 +6,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from streams.config import Settings
-from streams.kafka.topics import DUE, load_topic_specs
+from streams.kafka.topics import DUE, topic_partitions
 from streams.ops.dev import reset_data_dir
 from streams.ops.dev_partitions import DEV_PARTITIONS, PARTITIONS_FILE, dev_partitions
 
 
 def _settings(tmp_path: Path, partitions: int | None = None) -> Settings:
     return replace(Settings(), data_dir=tmp_path / "data", partitions=partitions)
-
-
-def _topics_default(settings: Settings) -> int:
-    due = settings.topic(DUE)
-    return next(s.partitions for s in load_topic_specs(settings) if s.name == due)
 
 
 def test_a_new_directory_gets_dev_partitions_and_keeps_them(tmp_path: Path) -> None:
@@ -36,7 +31,7 @@ def test_a_directory_from_before_the_file_keeps_the_count_it_was_made_with(
     settings = _settings(tmp_path)
     settings.data_dir.mkdir(parents=True)
     (settings.data_dir / "kept.sqlite3").write_bytes(b"kept")
-    made_with = _topics_default(settings)
+    made_with = topic_partitions(settings, DUE)
     assert made_with != DEV_PARTITIONS
     assert dev_partitions(settings) == made_with
     assert (settings.data_dir / PARTITIONS_FILE).read_text().strip() == str(made_with)
