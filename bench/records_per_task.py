@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import re
-import socket
 import tempfile
 import time
 import urllib.request
@@ -66,6 +65,7 @@ from bench.workloads import Workload, outcome
 from streams.config import CONTRACT_TOPICS
 from streams.kafka.reading import ToEnd, queried_end
 from streams.ops.dev import DEV_SESSION_TIMEOUT_MS
+from streams.ops.procs import wait_for_loopback_port
 from tests.support.harness import CallbackSink
 
 OFFSETS_TOPIC = "__consumer_offsets"
@@ -201,7 +201,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         counted: CountedTansu | None = None
         if args.count_requests and not external:
             counted = stack.enter_context(CountedTansu(work / "requests.json"))
-            wait_for_port(counted.broker_port)
+            wait_for_loopback_port(counted.broker_port, {}, timeout_s=20.0)
             # dev sees an external broker: no keeper; give the roles its dev session.
             env.setdefault("KRONWHEEL_SESSION_TIMEOUT_MS", str(DEV_SESSION_TIMEOUT_MS))
         if external or counted is not None:
@@ -291,18 +291,6 @@ def _by_api(counts: Counter[tuple[str, str]]) -> dict[str, dict[str, int]]:
     for (role, api), n in sorted(counts.items()):
         out.setdefault(role, {})[api] = n
     return out
-
-
-def wait_for_port(port: int, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def vars_of(tally: TopicTally) -> dict[str, Any]:

@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 import socket
 import subprocess
-import time
 from pathlib import Path
 from types import TracebackType
 
 from streams.core.errors import BrokerUnavailable
-from streams.ops.procs import spawn, stop
+from streams.ops.procs import spawn, stop, wait_for_loopback_port
 
 log = logging.getLogger(__name__)
 
@@ -85,19 +84,15 @@ class EmbeddedBroker:
 
     def _wait_until_ready(self, timeout_s: float) -> None:
         assert self._process is not None
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise BrokerUnavailable(
-                    f"the embedded broker exited with code {self._process.returncode} at start"
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise BrokerUnavailable(f"the embedded broker did not listen within {timeout_s} s")
+        try:
+            wait_for_loopback_port(self.port, {"embedded broker": self._process}, timeout_s)
+        except RuntimeError as exc:  # it exited
+            raise BrokerUnavailable(str(exc)) from exc
+        except TimeoutError as exc:
+            self.stop()
+            raise BrokerUnavailable(
+                f"the embedded broker did not listen within {timeout_s} s"
+            ) from exc
 
     def exit_code(self) -> int | None:
         """None while the broker runs (or was never started); its exit code once it died."""

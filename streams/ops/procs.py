@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -114,9 +115,7 @@ def wait_for_http_ok(
     """Wait until ``url`` answers 200, failing early if one of ``children`` exits."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for name, child in children.items():
-            if child.poll() is not None:
-                raise RuntimeError(f"the {name} exited with code {child.returncode} at start")
+        _fail_if_exited(children)
         try:
             with urllib.request.urlopen(url, timeout=1) as response:
                 if response.status == 200:
@@ -124,3 +123,25 @@ def wait_for_http_ok(
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing answered 200 on {url} within {timeout_s} s")
+
+
+def wait_for_loopback_port(
+    port: int, children: Mapping[str, subprocess.Popen[bytes]], timeout_s: float = 30.0
+) -> None:
+    """Wait until something accepts connections on 127.0.0.1:``port``, failing early
+    if one of ``children`` exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        _fail_if_exited(children)
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {timeout_s} s")
+
+
+def _fail_if_exited(children: Mapping[str, subprocess.Popen[bytes]]) -> None:
+    for name, child in children.items():
+        if child.poll() is not None:
+            raise RuntimeError(f"the {name} exited with code {child.returncode} at start")
