@@ -16,6 +16,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+BUSY_TIMEOUT_S = 30.0
+WAL_RETRY_S = 0.05
+
 
 def open_shared_file(path: Path) -> sqlite3.Connection:
     """A connection any thread may use; callers serialise its use with a lock."""
@@ -28,15 +31,12 @@ def open_shared_file(path: Path) -> sqlite3.Connection:
     return conn
 
 
-BUSY_TIMEOUT_S = 30.0
-WAL_RETRY_S = 0.05
-
-
 def _set_wal(conn: sqlite3.Connection) -> None:
-    """Switch to WAL, retrying while another process holds the file. Setting the
-    journal mode (and the WAL recovery after a SIGKILLed writer) can report
-    "database is locked" at once, without waiting out the busy timeout: seen when
-    a dispatcher restarted beside its partner while that one was writing."""
+    """Switch to WAL, retrying while another process holds the file. On a file still
+    in rollback mode with a writer in it (two processes opening a new data
+    directory together), SQLite refuses the switch with "database is locked" at
+    once, without waiting out the busy timeout: a dispatcher failed to start so
+    in test_dispatcher's SIGKILL test."""
     deadline = time.monotonic() + BUSY_TIMEOUT_S
     while True:
         try:
