@@ -308,13 +308,13 @@ def main() -> None:
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kw-bench-")))
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        embedded = not bootstrap
         if not bootstrap:
             broker = stack.enter_context(EmbeddedBroker(log_path=work / "broker.log"))
             bootstrap = broker.bootstrap_servers
         base = Settings()
-        if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        if embedded:
             base = base.with_embedded_broker(bootstrap)
-        embedded = not os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         settings = replace(
             base,
             bootstrap_servers=bootstrap,
