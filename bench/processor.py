@@ -16,7 +16,8 @@
   same restart with a baseline's code (``--baseline-pythonpath``).
 
 Uses KAFKA_BOOTSTRAP_SERVERS when set, else an embedded broker (in memory:
-10M tasks need about 6 GB of broker memory for commands and changelog).
+10M tasks need about 6 GB of broker memory for commands and changelog), with
+as many partitions as ``kronwheel dev`` would make (``--partitions`` to choose).
 """
 
 from __future__ import annotations
@@ -37,16 +38,17 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from bench.common import percentile, table
+from bench.partitions import TOPICS_DEFAULT_PARTITIONS
 from bench.restart import Restart, fill_changelog, timed_restart
+from bench.systems import dev_topic_partitions
 from streams.config import Settings, kafka_config
 from streams.core.model import AtSchedule, HttpTarget, TaskSpec
 from streams.kafka.broker import EmbeddedBroker, free_loopback_port
 from streams.kafka.records import decode_due
-from streams.kafka.topics import COMMANDS, DUE, ensure_topics
+from streams.kafka.topics import COMMANDS, DUE, ensure_topics, topic_partitions
 from streams.ops.dev import dev_assignment
+from streams.ops.dev_partitions import DEV_PARTITIONS
 from tests.support.harness import Pipeline, RoleProcess, create_record, produce_records
-
-PARTITIONS = 6
 
 
 def now_ms() -> int:
@@ -104,7 +106,7 @@ def raw_rate(settings: Settings, count: int, size: int) -> float:
     """Records/s the broker moves produce -> consume in Python, with nothing in between."""
     topic = settings.topic("bench.raw")
     admin = AdminClient(kafka_config(settings, "bench"))
-    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result()
+    admin.create_topics([NewTopic(topic, topic_partitions(settings, DUE), 1)])[topic].result()
     payload = os.urandom(size)
     started = time.monotonic()
     produce_all(settings, topic, ((str(n).encode(), payload) for n in range(count)))
@@ -298,6 +300,13 @@ def main() -> None:
         "as kronwheel dev: static on the embedded broker, group on an external one",
     )
     parser.add_argument(
+        "--partitions",
+        type=int,
+        help="partitions of every topic; default as kronwheel dev gives a new data "
+        f"directory: {DEV_PARTITIONS} on the embedded broker, {TOPICS_DEFAULT_PARTITIONS} on an "
+        "external one",
+    )
+    parser.add_argument(
         "--session-timeout-ms",
         type=int,
         default=6000,
@@ -319,12 +328,15 @@ def main() -> None:
             base,
             bootstrap_servers=bootstrap,
             topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
-            partitions=PARTITIONS,
+            partitions=args.partitions or dev_topic_partitions() or TOPICS_DEFAULT_PARTITIONS,
             data_dir=work / "data",
             session_timeout_ms=args.session_timeout_ms,
             assignment=args.assignment or dev_assignment(embedded),
         )
-        print(f"assignment: {settings.assignment}, session {settings.session_timeout_ms} ms")
+        print(
+            f"assignment: {settings.assignment}, session {settings.session_timeout_ms} ms, "
+            f"{settings.partitions} partitions"
+        )
         ensure_topics(settings)
         # Static members: one index per processor, kept by a restart in its slot.
         pipeline = Pipeline(settings, work / "logs", members={"processor": args.processors})
