@@ -1,6 +1,13 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from streams.core.timefmt import format_rfc3339_ms, parse_rfc3339_ms
+from streams.core.timefmt import (
+    MAX_INSTANT_MS,
+    MIN_INSTANT_MS,
+    format_rfc3339_ms,
+    parse_rfc3339_ms,
+)
 
 
 @pytest.mark.parametrize(
@@ -59,3 +66,11 @@ def test_format_round_trips(epoch_ms: int) -> None:
     assert text.endswith("Z")
     if epoch_ms >= 0:
         assert parse_rfc3339_ms(text) == epoch_ms
+
+
+@given(st.integers(MIN_INSTANT_MS, MAX_INSTANT_MS))
+def test_every_accepted_instant_formats_to_24_characters_and_back(epoch_ms: int) -> None:
+    text = format_rfc3339_ms(epoch_ms)
+    assert len(text) == 24
+    assert (text[10], text[19], text[23]) == ("T", ".", "Z")
+    assert parse_rfc3339_ms(text) == epoch_ms
