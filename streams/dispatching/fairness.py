@@ -24,6 +24,7 @@ import ipaddress
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import lru_cache
 
 import aiohttp
 import yarl
@@ -134,11 +135,8 @@ async def host_key(url: str | yarl.URL, resolve: Resolve | None) -> str:
     parsed = url if isinstance(url, yarl.URL) else yarl.URL(url)
     host = host_of(parsed)
     port = parsed.port or 0
-    try:
-        ipaddress.ip_address(host)
+    if _is_ip_literal(host):
         return f"{host}:{port}"
-    except ValueError:
-        pass
     if resolve is None:
         return f"{host}:{port}"
     try:
@@ -146,6 +144,16 @@ async def host_key(url: str | yarl.URL, resolve: Resolve | None) -> str:
     except OSError:
         return f"{host}:{port}"
     return f"{min(addresses)}:{port}" if addresses else f"{host}:{port}"
+
+
+# Asked before every call: parsing the address was 2 % of a dispatcher's time.
+@lru_cache(maxsize=4096)
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class CachedResolve:
