@@ -24,6 +24,7 @@ from streams.core.model import AtSchedule, HttpTarget, Outcome, TaskSpec
 from streams.core.projection import ENDED, derive_status
 from streams.ports import Projection
 from streams.views.readmodel.sqlite import SqliteReadModel
+from tests.unit.test_readmodel import result
 
 TASKS = ("t1", "t2", "t3")
 SPEC = TaskSpec(AtSchedule(2_000_000), HttpTarget("https://example.com/a"), name="a")
@@ -80,21 +81,7 @@ def projection(batch: list[Event], first_command: int) -> Projection:
         elif kind == "tombstone":
             states.append((task_id, None))
         elif kind == "result":
-            scheduled, attempt, outcome, final = detail
-            results.append(
-                ExecutionResult(
-                    f"{task_id}:{scheduled}:{attempt}:{len(results)}",
-                    task_id,
-                    "acme",
-                    scheduled,
-                    attempt,
-                    outcome,
-                    final,
-                    scheduled + 1,
-                    scheduled + 2,
-                    1,
-                )
-            )
+            results.append(result(task_id, *detail))
         else:
             command_id = f"c{first_command + len(commands)}"
             commands.append(
