@@ -60,7 +60,14 @@ def test_an_interrupted_replay_finishes_when_run_again(settings: Settings) -> No
     )
     try:
         wait_until(lambda: stored(db) > 0 or replay.poll() is not None, 60, "the first rows")
+        # Frozen first, so the interrupt lands mid-replay however fast the rest
+        # would go (a run that finished in 2.9 s once beat an unfrozen Ctrl-C).
+        os.kill(replay.pid, signal.SIGSTOP)
+        frozen_at = stored(db)
+        assert replay.poll() is None, "the replay ended before the test could interrupt it"
+        assert frozen_at < RESULTS_COUNT, "the replay had written everything when frozen"
         os.kill(replay.pid, signal.SIGINT)
+        os.kill(replay.pid, signal.SIGCONT)
         out, _ = replay.communicate(timeout=30)
     finally:
         stop(replay)
