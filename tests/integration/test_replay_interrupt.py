@@ -52,16 +52,23 @@ def test_an_interrupted_replay_finishes_when_run_again(settings: Settings) -> No
     produce_records(settings, settings.topic(RESULTS), map(result, range(RESULTS_COUNT)))
 
     db = settings.history_db_path
-    replay = spawn(
-        [sys.executable, "-m", "streams.cli", "replay", "history", "--from=-1h"],
-        env={**os.environ, **settings.to_env()},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
+    # A child inherits an ignored SIGINT, and a shell without job control starts
+    # background jobs (a test run among them) with SIGINT ignored: the replay
+    # would then never see the Ctrl-C. A handler here becomes the default in the
+    # child, as a terminal would give it.
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        replay = spawn(
+            [sys.executable, "-m", "streams.cli", "replay", "history", "--from=-1h"],
+            env={**os.environ, **settings.to_env()},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+        )
+    finally:
+        signal.signal(signal.SIGINT, outer)
     try:
         wait_until(lambda: stored(db) > 0 or replay.poll() is not None, 60, "the first rows")
-        # Frozen first, so the interrupt lands mid-replay however fast the rest
-        # would go (a run that finished in 2.9 s once beat an unfrozen Ctrl-C).
+        # Frozen first, so the interrupt lands mid-replay however fast the rest goes.
         os.kill(replay.pid, signal.SIGSTOP)
         frozen_at = stored(db)
         assert replay.poll() is None, "the replay ended before the test could interrupt it"
