@@ -135,6 +135,13 @@ def test_a_202_survives_even_when_the_keeper_has_copied_nothing(dev: DevRun) -> 
     """The API writes each command to the kept log before it answers 202: with the
     keeper frozen (SIGSTOP), the tree SIGKILLed, every accepted task still fires."""
     dev.start().wait_running()
+    # Once (1 of 3 clean-clone runs) no keeper was running right after the banner;
+    # not reproduced since. A restarted keeper is as good for this test, and if
+    # none comes, dev's log says what happened to it.
+    try:
+        wait_until(lambda: dev.role_pid("keeper") is not None, 15, "a running keeper")
+    except TimeoutError:
+        pytest.fail(f"no keeper running after the banner:\n{dev.log()[-4000:]}")
     keeper = dev.role_pid("keeper")
     assert keeper is not None
     os.kill(keeper, signal.SIGSTOP)
