@@ -20,16 +20,14 @@ number of tenants waiting.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from functools import lru_cache
 
 import aiohttp
 import yarl
 
-from streams.core.netguard import host_of
+from streams.core.netguard import host_of, literal_address
 
 DEFAULT_TENANT_SHARE = 0.5
 
@@ -135,7 +133,7 @@ async def host_key(url: str | yarl.URL, resolve: Resolve | None) -> str:
     parsed = url if isinstance(url, yarl.URL) else yarl.URL(url)
     host = host_of(parsed)
     port = parsed.port or 0
-    if _is_ip_literal(host):
+    if literal_address(host) is not None:
         return f"{host}:{port}"
     if resolve is None:
         return f"{host}:{port}"
@@ -144,16 +142,6 @@ async def host_key(url: str | yarl.URL, resolve: Resolve | None) -> str:
     except OSError:
         return f"{host}:{port}"
     return f"{min(addresses)}:{port}" if addresses else f"{host}:{port}"
-
-
-# Asked before every call: parsing the address was 2 % of a dispatcher's time.
-@lru_cache(maxsize=4096)
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 class CachedResolve:
