@@ -121,7 +121,6 @@ class SqliteReadModel:
             return
         # The tenant of a row never changes: a state that claims another tenant's
         # task id is not applied (the WHERE of the upsert refuses it).
-        values = state_values(state)
         self._conn.execute(
             """INSERT INTO rm_tasks (task_id, tenant, name, spec, state_status, next_fire_ms,
                    fire_count, created_at_ms, updated_at_ms, status)
@@ -134,7 +133,7 @@ class SqliteReadModel:
                    status = kw_status(excluded.state_status, rm_tasks.cancel_requested,
                                       rm_tasks.last_outcome, rm_tasks.last_final)
                WHERE rm_tasks.tenant = excluded.tenant""",
-            (task_id, *values, _shown_status(values[3], 0, None, 0)),
+            (task_id, *state_values(state), _shown_status(state.status.value, 0, None, 0)),
         )
 
     def _apply_result(self, r: ExecutionResult) -> None:
