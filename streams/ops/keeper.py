@@ -46,13 +46,6 @@ PRUNE_EVERY_S = 1.0
 STOP_DRAIN_S = 7.0
 MAX_BATCH = 5_000
 POLL_S = 0.2
-# The keeper's fetches wait up to this long for records (the other roles: 50 ms,
-# since their waits are lateness and read-your-writes). Only the next prune waits
-# for the keeper's copy, and a copy behind by another half second only means a
-# restore after a crash replays a little more. The dev broker answers a waiting
-# fetch only when the wait ends: at 50 ms, an idle keeper sent 20 empty fetches
-# a second, about 0.8 ms of broker CPU each (docs/results.md).
-FETCH_WAIT_MS = 500
 # The projector of ``kronwheel dev``'s API (its slot is dev-api).
 DEV_PROJECTOR = "api-dev-api"
 
@@ -184,7 +177,7 @@ class Keeper:
                 settings,
                 "keeper",
                 f"{settings.topic_prefix}kronwheel-keeper",  # assign() only, never commits
-                **{"enable.partition.eof": False, "fetch.wait.max.ms": FETCH_WAIT_MS},
+                **{"enable.partition.eof": False},
             )
         )
         groups = {n for names in self.readers.values() for n in names if n != DEV_PROJECTOR}
