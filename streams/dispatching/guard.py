@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from functools import lru_cache
 from typing import Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from streams.core.netguard import Allowlist, check_target
+from streams.core.netguard import Allowlist, check_target, literal_address
 
 
 class TargetRefused(OSError):
@@ -44,11 +45,17 @@ class GuardedResolver(AbstractResolver):
         await self._upstream.close()
 
 
+# Asked before every call: the verdict depends on the host and the allowlist only,
+# and parsing the address and checking its ranges for every call was a tenth of
+# the dispatcher's own CPU. Bounded, so a flood of distinct hosts cannot grow it.
+REMEMBERED_VERDICTS = 4096
+
+
+@lru_cache(maxsize=REMEMBERED_VERDICTS)
 def literal_refusal(host: str, allowlist: Allowlist) -> str | None:
     """The refusal of an IP-literal host (``http://10.0.0.1/``), None for names."""
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
+    address = literal_address(host)
+    if address is None:
         return None
     return check_target(host, [address], allowlist)
 

@@ -31,10 +31,6 @@ MAX_ERROR_CHARS = 500
 # A target's answer is not used; read a little of it so small answers keep the
 # connection reusable, and never buffer a huge one.
 MAX_RESPONSE_BYTES = 64 * 1024
-# Verdicts on hosts as written (an IP literal's refusal, or None) kept per session:
-# the decision depends on the host and the allowlist only, and parsing the address
-# and checking its ranges for every call was a tenth of the dispatcher's own CPU.
-MAX_REMEMBERED_HOSTS = 10_000
 
 __all__ = ["Attempt", "GuardedHttp", "TargetRunner", "callback_headers"]
 
@@ -70,7 +66,6 @@ class GuardedHttp:
         self._limits = limits
         self._slots = slots
         self._resolve = resolve
-        self._literal_verdicts: dict[str, str | None] = {}
 
     def tenant_slot(self, tenant: str | None) -> AbstractAsyncContextManager[None]:
         """One of the dispatcher's slots, shared fairly between tenants (none: no limit)."""
@@ -97,14 +92,7 @@ class GuardedHttp:
         to the guarded resolver. No second parse can disagree with the check.
         """
         parsed = yarl.URL(url)
-        host = host_of(parsed)
-        if host in self._literal_verdicts:
-            refusal = self._literal_verdicts[host]
-        else:
-            refusal = literal_refusal(host, self._allowlist)
-            if len(self._literal_verdicts) >= MAX_REMEMBERED_HOSTS:
-                self._literal_verdicts.clear()  # bounded: a flood of hosts must not grow it
-            self._literal_verdicts[host] = refusal
+        refusal = literal_refusal(host_of(parsed), self._allowlist)
         if refusal:
             raise TargetRefused(refusal)
         # The host's slot first, then the tenant's: waiting for a busy host must

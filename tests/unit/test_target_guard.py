@@ -24,9 +24,14 @@ from streams.core.ids import fire_id
 from streams.core.model import HttpTarget, Outcome, RetryPolicy
 from streams.core.netguard import Allowlist, check_target
 from streams.core.signing import verify_signature
-from streams.dispatching.guard import TargetRefused, guarded_session
+from streams.dispatching.guard import (
+    REMEMBERED_VERDICTS,
+    TargetRefused,
+    guarded_session,
+    literal_refusal,
+)
 from streams.dispatching.limits import HostLimits
-from streams.dispatching.targets import MAX_REMEMBERED_HOSTS, GuardedHttp, TargetRunner
+from streams.dispatching.targets import GuardedHttp, TargetRunner
 from streams.kafka.broker import free_loopback_port
 from tests.support.harness import CallbackSink
 
@@ -253,11 +258,12 @@ async def test_a_call_waiting_for_its_hosts_slot_is_stamped_when_it_goes_out(
 async def test_a_remembered_verdict_still_refuses_and_stays_bounded(sink: CallbackSink) -> None:
     async with guarded_session(Allowlist(), 8) as session:
         http = GuardedHttp(session, Allowlist(), HostLimits(4, 0, FakeClock()))
-        for _ in range(2):  # the second verdict comes from the session's memory
+        for _ in range(2):  # the second verdict is a remembered one
             with pytest.raises(TargetRefused, match="loopback"):
                 await http.call("POST", f"http://127.0.0.1:{sink.port}/hook", b"", {}, 1_000)
-        for n in range(MAX_REMEMBERED_HOSTS + 5):
+        assert literal_refusal.cache_info().hits >= 1
+        for n in range(REMEMBERED_VERDICTS + 5):
             with pytest.raises(TargetRefused):
                 await http.call("POST", f"http://127.1.{n // 250}.{n % 250}:9/", b"", {}, 1_000)
-        assert len(http._literal_verdicts) <= MAX_REMEMBERED_HOSTS
+        assert literal_refusal.cache_info().currsize <= REMEMBERED_VERDICTS
     assert sink.received() == []
