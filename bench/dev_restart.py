@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from streams.core.timefmt import format_rfc3339_ms
-from tests.support.devrun import DevRun, wait_until
+from tests.support.devrun import DevRun
+from tests.support.waiting import wait_until
 
 TOKEN = "bench-restart-token"
 RESTORED = re.compile(r"restored (\d+) kept records to \d+ partitions in ([\d.]+) s")

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from streams.config import Settings
 from streams.core.events import CommandKind, ExecutionResult, TaskCommand
@@ -48,14 +48,6 @@ def executions_by_task(
     store: ExecutionHistory, task_ids: Sequence[str]
 ) -> dict[str, list[ExecutionResult]]:
     return {task_id: store.executions(task_id) for task_id in task_ids}
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout_s} s for {what}")
-        time.sleep(0.1)
 
 
 def kronwheel(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ from tests.support.harness import ApiClient, CallbackSink
 TOKEN = "dev-test-token"
 
 
-def wait_until(condition: object, timeout_s: float) -> bool:
+def became_true(condition: object, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if callable(condition) and condition():
@@ -55,7 +55,7 @@ class DevRun:
         return self.log_path.read_text("utf-8", "replace")
 
     def wait_running(self) -> None:
-        assert wait_until(lambda: "kronwheel dev is running" in self.log(), 60), self.log()
+        assert became_true(lambda: "kronwheel dev is running" in self.log(), 60), self.log()
 
 
 @pytest.fixture
@@ -90,7 +90,7 @@ def test_dev_fires_a_task_and_stops_cleanly(dev: DevRun) -> None:
         assert status == 202, task
         [callback] = sink.wait_for(1, timeout_s=60)
     assert callback.headers["Kronwheel-Task-Id"] == task["id"]
-    assert wait_until(lambda: api.get(f"/v1/tasks/{task['id']}")[1]["status"] == "completed", 10)
+    assert became_true(lambda: api.get(f"/v1/tasks/{task['id']}")[1]["status"] == "completed", 10)
 
     dev.process.send_signal(signal.SIGINT)  # what Ctrl-C sends
     assert dev.process.wait(30) == 0, dev.log()
@@ -103,6 +103,6 @@ def test_sigkilled_dev_leaves_no_orphan(dev: DevRun) -> None:
     children = descendants(dev.process.pid)
     assert children
     kill(dev.process)
-    assert wait_until(lambda: not [pid for pid in children if is_running(pid)], 20), [
+    assert became_true(lambda: not [pid for pid in children if is_running(pid)], 20), [
         pid for pid in children if is_running(pid)
     ]

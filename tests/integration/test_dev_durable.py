@@ -20,8 +20,9 @@ from pathlib import Path
 import pytest
 
 from streams.core.timefmt import format_rfc3339_ms
-from tests.support.devrun import DevRun, wait_until
+from tests.support.devrun import DevRun
 from tests.support.harness import Callback, CallbackSink
+from tests.support.waiting import wait_until
 
 TOKEN = "dev-durable-token"
 LONG = os.environ.get("KRONWHEEL_LONG_DURABLE") == "1"

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from streams.core.timefmt import format_rfc3339_ms
-from tests.support.devrun import DevRun, wait_until
+from tests.support.devrun import DevRun
 from tests.support.harness import CallbackSink
+from tests.support.waiting import wait_until
 
 TOKEN = "dev-healing-token"
 

@@ -25,8 +25,8 @@ from streams.config import Settings
 from streams.core.timefmt import format_rfc3339_ms
 from streams.kafka.broker import free_loopback_port
 from streams.ops.procs import spawn, stop
-from tests.integration.replaykit import wait_until
 from tests.support.harness import ApiClient, CallbackSink
+from tests.support.waiting import wait_until
 
 TOKEN = "dev-metrics-token"
 # Family names as a scrape reports them (counters without _total), with what the

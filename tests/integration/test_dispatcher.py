@@ -39,6 +39,7 @@ from streams.kafka.topics import COMMANDS, DEAD, DUE, RESULTS, ensure_topics
 from streams.ports import DueSource
 from streams.views.history import open_execution_history
 from tests.support.harness import CallbackSink, Pipeline, read_topic
+from tests.support.waiting import wait_until
 
 
 def due_task(task_id: str, url: str, attempt: int = 1, max_attempts: int = 1) -> DueTask:
@@ -82,15 +83,6 @@ def history_rows(settings: Settings, task_ids: set[str]) -> list[ExecutionResult
     finally:
         store.close()
     return [r for r in rows if r.task_id in task_ids]
-
-
-def wait_until(check: object, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():  # type: ignore[operator]
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def values(settings: Settings, topic: str) -> list[bytes]:

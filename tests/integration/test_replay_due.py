@@ -20,9 +20,9 @@ from tests.integration.replaykit import (
     kronwheel,
     now_ms,
     produce_commands,
-    wait_until,
 )
 from tests.support.harness import Callback, CallbackSink, Pipeline
+from tests.support.waiting import wait_until
 
 TASKS = 30
 

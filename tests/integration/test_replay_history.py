@@ -19,10 +19,10 @@ from tests.integration.replaykit import (
     kronwheel,
     now_ms,
     produce_commands,
-    wait_until,
 )
 from tests.support.cassandra import drop_keyspace, fresh_keyspace
 from tests.support.harness import CallbackSink, Pipeline, produce_records
+from tests.support.waiting import wait_until
 
 TASKS = 40
 

@@ -18,8 +18,9 @@ from streams.core.model import Outcome
 from streams.kafka.records import encode_result
 from streams.kafka.topics import RESULTS, ensure_topics
 from streams.ops.procs import spawn, stop
-from tests.integration.replaykit import kronwheel, now_ms, wait_until
+from tests.integration.replaykit import kronwheel, now_ms
 from tests.support.harness import produce_records
+from tests.support.waiting import wait_until
 
 # Enough that the replay is still running when the test sees its first rows.
 RESULTS_COUNT = 100_000

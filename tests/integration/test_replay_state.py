@@ -23,9 +23,9 @@ from tests.integration.replaykit import (
     kronwheel,
     now_ms,
     produce_commands,
-    wait_until,
 )
 from tests.support.harness import CallbackSink, Pipeline, produce_records, read_topic
+from tests.support.waiting import wait_until
 
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000

@@ -19,13 +19,14 @@ from collections import Counter
 from dataclasses import replace
 
 from streams.config import Settings
-from tests.integration.test_dispatcher import due_task, history_rows, produce_due, wait_until
+from tests.integration.test_dispatcher import due_task, history_rows, produce_due
 from tests.integration.test_processor_failover import (
     assert_exactly_once,
     create_tasks,
     fire_id_counts,
 )
 from tests.support.harness import CallbackSink, Pipeline
+from tests.support.waiting import wait_until
 
 
 def static_pipeline(pipeline: Pipeline, processors: int) -> Pipeline:

@@ -12,23 +12,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 from streams.kafka.broker import free_loopback_port
 from streams.ops.procs import descendants, is_running, kill, spawn
 from tests.support.harness import ApiClient
+from tests.support.waiting import wait_until
 
 BANNER = "kronwheel dev is running"
-
-
-def wait_until(condition: Callable[[], object], timeout_s: float, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def command_line(pid: int) -> str:
