@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import yarl
 
@@ -32,6 +32,16 @@ class Allowlist:
             except ValueError:
                 hosts.add(entry.lower().rstrip("."))
         return cls(tuple(networks), frozenset(hosts))
+
+    # The dispatcher's remembered verdicts (guard.literal_refusal) are keyed by the
+    # allowlist, asked before every call: hashing its networks each time cost about
+    # 0.4 us per entry, so the hash is computed once (the fields never change).
+    def __hash__(self) -> int:
+        return self._hash
+
+    @cached_property
+    def _hash(self) -> int:
+        return hash((self.networks, self.hosts))
 
     def allows_host(self, host: str) -> bool:
         return host.lower().rstrip(".") in self.hosts

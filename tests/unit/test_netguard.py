@@ -45,3 +45,16 @@ def test_one_refused_address_among_many_refuses_the_host() -> None:
 
 def test_unresolvable_host_is_refused() -> None:
     assert check_target("nowhere.invalid", [], Allowlist()) is not None
+
+
+def test_remembered_verdicts_tell_allowlists_apart() -> None:
+    # guard.literal_refusal remembers verdicts per (host, allowlist); the allowlist's
+    # hash is computed once, and must still follow its contents.
+    from streams.dispatching.guard import literal_refusal
+
+    loopback = Allowlist.parse(("127.0.0.0/8",))
+    assert loopback == Allowlist.parse(("127.0.0.0/8",))
+    assert hash(loopback) == hash(Allowlist.parse(("127.0.0.0/8",)))
+    assert literal_refusal("127.0.0.1", Allowlist()) is not None
+    assert literal_refusal("127.0.0.1", loopback) is None
+    assert literal_refusal("127.0.0.1", Allowlist.parse(("example.com",))) is not None
