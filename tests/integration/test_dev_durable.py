@@ -140,10 +140,9 @@ def test_a_202_survives_even_when_the_keeper_has_copied_nothing(dev: DevRun) -> 
     # not reproduced since. A restarted keeper is as good for this test, and if
     # none comes, dev's log says what happened to it.
     try:
-        wait_until(lambda: dev.role_pid("keeper") is not None, 15, "a running keeper")
+        keeper = wait_until(lambda: dev.role_pid("keeper"), 15, "a running keeper")
     except TimeoutError:
         pytest.fail(f"no keeper running after the banner:\n{dev.log()[-4000:]}")
-    keeper = dev.role_pid("keeper")
     assert keeper is not None
     os.kill(keeper, signal.SIGSTOP)
     with CallbackSink() as sink:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
-def wait_until(condition: Callable[[], object], timeout_s: float, what: str = "") -> None:
-    """Return once ``condition()`` is true; raise TimeoutError after ``timeout_s``."""
+def wait_until(condition: Callable[[], T], timeout_s: float, what: str = "") -> T:
+    """``condition()``'s first true value; TimeoutError after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if condition():
-            return
+        value = condition()
+        if value:
+            return value
         time.sleep(0.1)
     raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
